@@ -1,0 +1,176 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as v from "valibot";
+
+/** The XMTP networks this service can talk to. */
+export type XmtpEnv = "local" | "dev" | "production";
+
+/** Everything the service reads from its environment, validated and typed. */
+export interface Config {
+  readonly xmtp: {
+    /** The backend wallet's private key (0x + 64 hex). */
+    readonly walletKey: `0x${string}`;
+    /** SQLCipher key for the local XMTP database (64 hex, no prefix). */
+    readonly dbEncryptionKey: string;
+    readonly env: XmtpEnv;
+    /** Folder for the XMTP database; a function instance's only writable disk is its tmp dir. */
+    readonly dbDir: string;
+    readonly appVersion: string;
+  };
+  readonly redis: {
+    readonly url: string;
+    readonly token: string;
+    /** Prepended to every key, so several deployments can share one database. */
+    readonly keyPrefix: string;
+  };
+  readonly adminApiKey: string;
+  readonly webhookSecret: string;
+  /** This deployment's base URL, without a trailing slash. */
+  readonly publicUrl: string;
+  readonly linkService: {
+    /** Where group links are registered. */
+    readonly url: string;
+    /** A group's shareable link is this plus its link id. */
+    readonly baseUrl: string;
+  };
+}
+
+/** Thrown when the environment is missing a variable or holds a bad one. The message names variables, never values. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly variables: readonly string[];
+  constructor(problems: readonly { variable: string; problem: string }[]) {
+    super(`Invalid configuration: ${problems.map((p) => `${p.variable} ${p.problem}`).join("; ")}`);
+    this.variables = problems.map((p) => p.variable);
+  }
+}
+
+const SEED_LINK_SERVICE_URL = "https://backend-staging.converse.xyz/api/groups/create";
+const SEED_LINK_BASE_URL = "https://preview.converse.xyz/group/";
+const APP_VERSION = "xmtp-token-gated-groups/0.1.0";
+
+// What each variable must look like. Config errors are built from these texts alone,
+// so a rejected value can never leak into a log line or a response.
+const PROBLEMS: Record<string, string> = {
+  XMTP_WALLET_KEY: "must be 0x followed by 64 hex characters",
+  XMTP_DB_ENCRYPTION_KEY: "must be 64 hex characters (32 bytes)",
+  XMTP_ENV: "must be one of local, dev, production",
+  XMTP_DB_DIR: "must be an absolute path",
+  UPSTASH_REDIS_REST_URL: "must be an http(s) URL (or set KV_REST_API_URL)",
+  UPSTASH_REDIS_REST_TOKEN: "must be set (or set KV_REST_API_TOKEN)",
+  KV_REST_API_URL: "must be an http(s) URL",
+  KV_REST_API_TOKEN: "must be set",
+  REDIS_KEY_PREFIX: "must be at most 64 characters of letters, digits, ':', '_' or '-'",
+  ADMIN_API_KEY: "must be at least 32 characters",
+  WEBHOOK_SECRET: "must be at least 32 characters",
+  PUBLIC_URL: "must be an https URL (http only for localhost) with no path, query or fragment",
+  LINK_SERVICE_URL: "must be an https URL (http only for localhost)",
+  LINK_BASE_URL: "must be an https URL (http only for localhost)",
+};
+
+const isLocalHost = (host: string): boolean =>
+  host === "localhost" || host === "127.0.0.1" || host === "[::1]" || host.endsWith(".localhost");
+
+const webUrl = (name: string) =>
+  v.pipe(
+    v.string(PROBLEMS[name]),
+    v.trim(),
+    v.check((raw) => {
+      try {
+        const u = new URL(raw);
+        return u.protocol === "https:" || (u.protocol === "http:" && isLocalHost(u.hostname));
+      } catch {
+        return false;
+      }
+    }, PROBLEMS[name]),
+  );
+
+// An unset variable and an empty one (as the Vercel dashboard can leave it) mean the same.
+const optional = <T extends v.GenericSchema<string | undefined, unknown>>(schema: T) =>
+  v.optional(v.pipe(v.string(), v.trim(), v.transform((s) => s || undefined), v.optional(schema)));
+
+const EnvSchema = v.object({
+  XMTP_WALLET_KEY: v.pipe(v.string(PROBLEMS.XMTP_WALLET_KEY), v.trim(), v.regex(/^0x[0-9a-fA-F]{64}$/, PROBLEMS.XMTP_WALLET_KEY)),
+  XMTP_DB_ENCRYPTION_KEY: v.pipe(
+    v.string(PROBLEMS.XMTP_DB_ENCRYPTION_KEY),
+    v.trim(),
+    v.regex(/^(0x)?[0-9a-fA-F]{64}$/, PROBLEMS.XMTP_DB_ENCRYPTION_KEY),
+  ),
+  XMTP_ENV: v.picklist(["local", "dev", "production"], PROBLEMS.XMTP_ENV),
+  XMTP_DB_DIR: optional(v.pipe(v.string(), v.check((p) => p.startsWith("/"), PROBLEMS.XMTP_DB_DIR))),
+  UPSTASH_REDIS_REST_URL: optional(webUrl("UPSTASH_REDIS_REST_URL")),
+  UPSTASH_REDIS_REST_TOKEN: optional(v.string()),
+  KV_REST_API_URL: optional(webUrl("KV_REST_API_URL")),
+  KV_REST_API_TOKEN: optional(v.string()),
+  REDIS_KEY_PREFIX: optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9:_-]{1,64}$/, PROBLEMS.REDIS_KEY_PREFIX))),
+  ADMIN_API_KEY: v.pipe(v.string(PROBLEMS.ADMIN_API_KEY), v.trim(), v.minLength(32, PROBLEMS.ADMIN_API_KEY)),
+  WEBHOOK_SECRET: v.pipe(v.string(PROBLEMS.WEBHOOK_SECRET), v.trim(), v.minLength(32, PROBLEMS.WEBHOOK_SECRET)),
+  PUBLIC_URL: v.pipe(
+    webUrl("PUBLIC_URL"),
+    v.check((raw) => {
+      const u = new URL(raw);
+      return (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
+    }, PROBLEMS.PUBLIC_URL),
+  ),
+  LINK_SERVICE_URL: optional(webUrl("LINK_SERVICE_URL")),
+  LINK_BASE_URL: optional(webUrl("LINK_BASE_URL")),
+});
+
+/**
+ * Validates an environment and returns the typed configuration.
+ * @throws {ConfigError} naming every missing or malformed variable (never its value).
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = v.safeParse(EnvSchema, env);
+  const problems: { variable: string; problem: string }[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.issues) {
+      const variable = String(issue.path?.[0]?.key ?? "environment");
+      problems.push({ variable, problem: PROBLEMS[variable] ?? "is invalid" });
+    }
+    throw new ConfigError(dedupe(problems));
+  }
+  const e = parsed.output;
+  const redisUrl = e.UPSTASH_REDIS_REST_URL ?? e.KV_REST_API_URL;
+  const redisToken = e.UPSTASH_REDIS_REST_URL ? e.UPSTASH_REDIS_REST_TOKEN : e.KV_REST_API_TOKEN;
+  if (!redisUrl) problems.push({ variable: "UPSTASH_REDIS_REST_URL", problem: PROBLEMS.UPSTASH_REDIS_REST_URL! });
+  else if (!redisToken) {
+    const variable = e.UPSTASH_REDIS_REST_URL ? "UPSTASH_REDIS_REST_TOKEN" : "KV_REST_API_TOKEN";
+    problems.push({ variable, problem: PROBLEMS[variable]! });
+  }
+  if (problems.length > 0 || !redisUrl || !redisToken) throw new ConfigError(problems);
+
+  return {
+    xmtp: {
+      walletKey: e.XMTP_WALLET_KEY as `0x${string}`,
+      dbEncryptionKey: e.XMTP_DB_ENCRYPTION_KEY.replace(/^0x/, "").toLowerCase(),
+      env: e.XMTP_ENV,
+      dbDir: e.XMTP_DB_DIR ?? join(tmpdir(), "xmtp"),
+      appVersion: APP_VERSION,
+    },
+    redis: { url: redisUrl.replace(/\/+$/, ""), token: redisToken, keyPrefix: e.REDIS_KEY_PREFIX ?? "tg" },
+    adminApiKey: e.ADMIN_API_KEY,
+    webhookSecret: e.WEBHOOK_SECRET,
+    publicUrl: new URL(e.PUBLIC_URL).origin,
+    linkService: {
+      url: e.LINK_SERVICE_URL ?? SEED_LINK_SERVICE_URL,
+      baseUrl: e.LINK_BASE_URL ?? SEED_LINK_BASE_URL,
+    },
+  };
+}
+
+function dedupe(problems: { variable: string; problem: string }[]) {
+  const seen = new Set<string>();
+  return problems.filter((p) => (seen.has(p.variable) ? false : (seen.add(p.variable), true)));
+}
+
+let cached: Config | undefined;
+
+/**
+ * The process's configuration, read from `process.env` once.
+ * @throws {ConfigError} when the environment is invalid.
+ */
+export function getConfig(): Config {
+  cached ??= loadConfig(process.env);
+  return cached;
+}

@@ -1,0 +1,88 @@
+/**
+ * The service's failures. Each class says what kind of thing went wrong; `lib/http.ts`
+ * alone decides which HTTP status that is. Messages of client errors (4xx) are shown to
+ * the caller, so they say what to fix; messages of the others are logged, never shown.
+ */
+
+/** A failure the caller can fix by changing the request (400). */
+export class InvalidRequestError extends Error {
+  override readonly name: string = "InvalidRequestError";
+  readonly issues: readonly { path: string; message: string }[];
+  constructor(message: string, issues: readonly { path: string; message: string }[] = [], options?: ErrorOptions) {
+    super(message, options);
+    this.issues = issues;
+  }
+}
+
+/** The request body is larger than the endpoint accepts (413). */
+export class PayloadTooLargeError extends Error {
+  override readonly name = "PayloadTooLargeError";
+  constructor(readonly limitBytes: number) {
+    super(`Request body must be at most ${limitBytes} bytes`);
+  }
+}
+
+/** Missing or wrong credentials (401). */
+export class UnauthorizedError extends Error {
+  override readonly name = "UnauthorizedError";
+}
+
+/** The thing named in the request does not exist here (404). */
+export class NotFoundError extends Error {
+  override readonly name = "NotFoundError";
+}
+
+/** The HTTP method is not served by this endpoint (405). */
+export class MethodNotAllowedError extends Error {
+  override readonly name = "MethodNotAllowedError";
+  constructor(readonly allow: readonly string[]) {
+    super(`Method not allowed; use ${allow.join(", ")}`);
+  }
+}
+
+/** The request conflicts with the state of the resource (409), e.g. an idempotency key reused with another body. */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+  constructor(
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A service we depend on is down or slow; the same request may succeed later (503). */
+export class DependencyUnavailableError extends Error {
+  override readonly name: string = "DependencyUnavailableError";
+  /** Safe to show to the caller: says what to do, names nothing internal. */
+  readonly publicMessage: string;
+  constructor(message: string, publicMessage: string, options?: ErrorOptions) {
+    super(message, options);
+    this.publicMessage = publicMessage;
+  }
+}
+
+/** A service we depend on answered with something we cannot use (502). */
+export class DependencyFailedError extends Error {
+  override readonly name: string = "DependencyFailedError";
+  readonly publicMessage: string;
+  readonly details: Readonly<Record<string, string>>;
+  constructor(message: string, publicMessage: string, details: Record<string, string> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.publicMessage = publicMessage;
+    this.details = details;
+  }
+}
+
+/** Redis (Upstash) could not be reached or refused a command (503). */
+export class StoreUnavailableError extends DependencyUnavailableError {
+  override readonly name = "StoreUnavailableError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, "Storage is temporarily unavailable; try again", options);
+  }
+}
+
+/** Stored data did not have the shape this code writes: a bug or a foreign writer, never the caller's fault (500). */
+export class CorruptStateError extends Error {
+  override readonly name = "CorruptStateError";
+}

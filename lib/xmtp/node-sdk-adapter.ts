@@ -1,0 +1,172 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  Client,
+  Group,
+  type ClientOptions,
+  type DecodedMessage,
+  type GroupMessageKind,
+  type GroupPermissionsOptions,
+  type PermissionLevel,
+  type SortDirection,
+} from "@xmtp/node-sdk";
+import type { Config } from "../config.js";
+import { createMutex } from "./mutex.js";
+import {
+  toXmtpError,
+  XmtpGroupNotFoundError,
+  type Address,
+  type XmtpGroupInfo,
+  type XmtpMember,
+  type XmtpMessage,
+  type XmtpPort,
+  type XmtpSession,
+} from "./port.js";
+import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
+
+// Values of the SDK's ambient const enums (see signer.ts for why).
+const ADMIN_ONLY = 1 as GroupPermissionsOptions.AdminOnly;
+const DESCENDING = 1 as SortDirection.Descending;
+const MEMBERSHIP_CHANGE = 1 as GroupMessageKind.MembershipChange;
+const MEMBER_LEVEL = 0 as PermissionLevel.Member;
+
+/** Where the backend installation's database lives on this instance. */
+export function xmtpDbPath(config: Config["xmtp"], walletAddress: Address): string {
+  return join(config.dbDir, `xmtp-${config.env}-${walletAddress}.db3`);
+}
+
+/**
+ * The production XMTP port: one `@xmtp/node-sdk` client per instance, created on first use
+ * from the backend wallet, its operations serialized.
+ */
+export function createNodeSdkXmtp(config: Config["xmtp"]): XmtpPort & { dbPath: string } {
+  const { signer, address } = createWalletSigner(config.walletKey);
+  const dbPath = xmtpDbPath(config, address);
+  const options: ClientOptions = {
+    env: config.env,
+    dbPath,
+    dbEncryptionKey: `0x${config.dbEncryptionKey}`,
+    appVersion: config.appVersion,
+    // Device sync would write to the database in the background, outside any session.
+    disableDeviceSync: true,
+  };
+  let client: Promise<Client<unknown>> | undefined;
+  const exclusive = createMutex();
+
+  const getClient = (): Promise<Client<unknown>> => {
+    client ??= (async () => {
+      await mkdir(config.dbDir, { recursive: true });
+      return (await Client.create(signer, options)) as Client<unknown>;
+    })().catch((error: unknown) => {
+      client = undefined;
+      throw toXmtpError(error, "client start");
+    });
+    return client;
+  };
+
+  return {
+    dbPath,
+    withSession: (work) => exclusive(async () => work(sdkSession(await getClient()))),
+  };
+}
+
+function sdkSession(client: Client<unknown>): XmtpSession {
+  const call = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw toXmtpError(error, operation);
+    }
+  };
+  const findGroup = async (groupId: string): Promise<Group<unknown> | undefined> => {
+    let conversation = await client.conversations.getConversationById(groupId);
+    if (!conversation) {
+      await client.conversations.sync();
+      conversation = await client.conversations.getConversationById(groupId);
+    }
+    return conversation instanceof Group ? conversation : undefined;
+  };
+  const group = async (groupId: string): Promise<Group<unknown>> => {
+    const found = await findGroup(groupId);
+    if (!found) throw new XmtpGroupNotFoundError(groupId);
+    await found.sync();
+    return found;
+  };
+  const info = (g: Group<unknown>): XmtpGroupInfo => ({
+    groupId: g.id,
+    name: g.name,
+    description: g.description,
+    imageUrl: g.imageUrl,
+    createdAt: g.createdAt,
+  });
+
+  return {
+    inboxId: client.inboxId,
+    installationId: client.installationId,
+    createGroup: ({ name, description, imageUrl }) =>
+      call("create group", async () =>
+        info(
+          await client.conversations.createGroup([], {
+            permissions: ADMIN_ONLY,
+            groupName: name,
+            groupDescription: description,
+            ...(imageUrl ? { groupImageUrlSquare: imageUrl } : {}),
+          }),
+        ),
+      ),
+    findInboxId: (address) =>
+      call("inbox lookup", () => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER })),
+    getGroup: (groupId) =>
+      call("get group", async () => {
+        const found = await findGroup(groupId);
+        if (!found) return null;
+        await found.sync();
+        return info(found);
+      }),
+    listMembers: (groupId) =>
+      call("list members", async () =>
+        (await (await group(groupId)).members()).map(
+          (m): XmtpMember => ({
+            inboxId: m.inboxId,
+            addresses: m.accountIdentifiers
+              .filter((id) => id.identifierKind === ETHEREUM_IDENTIFIER)
+              .map((id) => id.identifier.toLowerCase() as Address),
+            isAdmin: m.permissionLevel !== MEMBER_LEVEL,
+          }),
+        ),
+      ),
+    addMembers: (groupId, inboxIds) => call("add members", async () => (await group(groupId)).addMembers([...inboxIds])),
+    removeMembers: (groupId, inboxIds) =>
+      call("remove members", async () => (await group(groupId)).removeMembers([...inboxIds])),
+    updateGroup: (groupId, changes) =>
+      call("update group", async () => {
+        const g = await group(groupId);
+        if (changes.name !== undefined) await g.updateName(changes.name);
+        if (changes.description !== undefined) await g.updateDescription(changes.description);
+        if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
+      }),
+    sendText: (groupId, text) => call("send", async () => (await group(groupId)).sendText(text)),
+    listMessages: (groupId, { limit, before }) =>
+      call("list messages", async () =>
+        (
+          await (
+            await group(groupId)
+          ).messages({
+            limit,
+            direction: DESCENDING,
+            ...(before ? { sentBeforeNs: BigInt(before.getTime()) * 1_000_000n } : {}),
+          })
+        ).map(toMessage),
+      ),
+  };
+}
+
+function toMessage(m: DecodedMessage<unknown>): XmtpMessage {
+  return {
+    id: m.id,
+    senderInboxId: m.senderInboxId,
+    sentAt: m.sentAt,
+    text: typeof m.content === "string" ? m.content : (m.fallback ?? null),
+    kind: m.kind === MEMBERSHIP_CHANGE ? "membership-change" : "application",
+  };
+}

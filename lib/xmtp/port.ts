@@ -1,0 +1,110 @@
+import { DependencyUnavailableError } from "../errors.js";
+
+/** XMTP's ceiling on a group's members, the backend's own inbox included. */
+export const MAX_GROUP_MEMBERS = 250;
+
+/** A lowercase 0x-prefixed Ethereum address. */
+export type Address = `0x${string}`;
+
+/** A member of an XMTP group as this service needs it. */
+export interface XmtpMember {
+  readonly inboxId: string;
+  /** Ethereum addresses linked to the inbox, lowercase. */
+  readonly addresses: readonly Address[];
+  readonly isAdmin: boolean;
+}
+
+/** A text (or other content, rendered as its fallback) message in a group. */
+export interface XmtpMessage {
+  readonly id: string;
+  readonly senderInboxId: string;
+  readonly sentAt: Date;
+  /** The text, or the content's fallback, or null for content with neither. */
+  readonly text: string | null;
+  readonly kind: "application" | "membership-change";
+}
+
+/** Group metadata as XMTP holds it. */
+export interface XmtpGroupInfo {
+  readonly groupId: string;
+  readonly name: string;
+  readonly description: string;
+  readonly imageUrl: string;
+  readonly createdAt: Date;
+}
+
+/**
+ * The operations this service performs on XMTP, all as the backend wallet's installation.
+ * Implemented by the node-sdk adapter in production and by a network double in tests.
+ * Every method may throw {@link XmtpUnavailableError} (network) or {@link XmtpOperationError} (rejected).
+ */
+export interface XmtpSession {
+  /** The backend wallet's inbox id. */
+  readonly inboxId: string;
+  /** This installation's id (hex). */
+  readonly installationId: string;
+  /** Creates a group where only admins may add or remove members or change metadata; the backend is super admin. */
+  createGroup(input: { name: string; description: string; imageUrl?: string }): Promise<XmtpGroupInfo>;
+  /** The inbox id registered for an address, or null when the address has no XMTP identity. */
+  findInboxId(address: Address): Promise<string | null>;
+  /** The group (synced from the network), or null when this installation is not in it. */
+  getGroup(groupId: string): Promise<XmtpGroupInfo | null>;
+  /** Current members (synced from the network). @throws {XmtpGroupNotFoundError} */
+  listMembers(groupId: string): Promise<XmtpMember[]>;
+  /** Adds inboxes in one commit. @throws {XmtpGroupNotFoundError} */
+  addMembers(groupId: string, inboxIds: readonly string[]): Promise<void>;
+  /** Removes inboxes in one commit. @throws {XmtpGroupNotFoundError} */
+  removeMembers(groupId: string, inboxIds: readonly string[]): Promise<void>;
+  /** Updates name, description and image of a group. @throws {XmtpGroupNotFoundError} */
+  updateGroup(groupId: string, changes: { name?: string; description?: string; imageUrl?: string }): Promise<void>;
+  /** Sends a text message; answers its id. @throws {XmtpGroupNotFoundError} */
+  sendText(groupId: string, text: string): Promise<string>;
+  /** Messages newest first. @throws {XmtpGroupNotFoundError} */
+  listMessages(groupId: string, options: { limit: number; before?: Date }): Promise<XmtpMessage[]>;
+}
+
+/** Runs work against XMTP as the backend installation, one operation at a time per instance. */
+export interface XmtpPort {
+  /**
+   * Runs `work` with a ready session. The session must not escape `work`.
+   * @throws {XmtpUnavailableError} when the network cannot be reached.
+   */
+  withSession<T>(work: (session: XmtpSession) => Promise<T>): Promise<T>;
+}
+
+/** The XMTP network could not be reached or timed out; the request may be retried. */
+export class XmtpUnavailableError extends DependencyUnavailableError {
+  override readonly name = "XmtpUnavailableError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, "The XMTP network is unavailable; try again in a moment", options);
+  }
+}
+
+/** XMTP rejected an operation (not a network failure). */
+export class XmtpOperationError extends Error {
+  override readonly name: string = "XmtpOperationError";
+}
+
+/** The group does not exist for this installation. */
+export class XmtpGroupNotFoundError extends XmtpOperationError {
+  override readonly name = "XmtpGroupNotFoundError";
+  constructor(readonly groupId: string) {
+    super(`Group ${groupId} not found for this installation`);
+  }
+}
+
+// Errors from the native binding carry code "GenericFailure"; transport failures say so in the text.
+const TRANSPORT_FAILURE = /api client error|service is currently unavailable|tcp connect|dns error|deadline|timed? ?out|connection (refused|reset)|transport error|unavailable/i;
+
+/**
+ * Classifies an error thrown by the XMTP SDK (or its double) as one of ours.
+ * Network failures become {@link XmtpUnavailableError}; everything else {@link XmtpOperationError}.
+ */
+export function toXmtpError(error: unknown, operation: string): Error {
+  if (error instanceof XmtpUnavailableError || error instanceof XmtpOperationError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (TRANSPORT_FAILURE.test(message)) {
+    return new XmtpUnavailableError(`XMTP ${operation} failed: network unavailable`, { cause: error });
+  }
+  return new XmtpOperationError(`XMTP ${operation} failed`, { cause: error });
+}
