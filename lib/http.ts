@@ -165,10 +165,10 @@ const defaultLogger = createLogger();
  */
 export function defineRoute(
   handlers: Partial<Record<Method, Handler>>,
-  options: { shape?: ErrorShape; logger?: Logger } = {},
+  options: { shape?: ErrorShape; logger?: () => Logger } = {},
 ): { fetch: (request: Request) => Promise<Response> } {
   const allow = Object.keys(handlers);
-  const logger = options.logger ?? defaultLogger;
+  const logger = options.logger ?? (() => defaultLogger);
   return {
     async fetch(request: Request): Promise<Response> {
       const handler = handlers[request.method.toUpperCase() as Method];
@@ -176,7 +176,7 @@ export function defineRoute(
         if (!handler) throw new MethodNotAllowedError(allow);
         return await handler(request);
       } catch (error) {
-        return errorResponse(error, options.shape ?? "default", logger);
+        return errorResponse(error, options.shape ?? "default", logger());
       }
     },
   };

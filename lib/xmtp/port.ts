@@ -108,3 +108,20 @@ export function toXmtpError(error: unknown, operation: string): Error {
   }
   return new XmtpOperationError(`XMTP ${operation} failed`, { cause: error });
 }
+
+/** Wraps every method of a session so whatever it throws comes out classified by {@link toXmtpError}. */
+export function withErrorMapping(session: XmtpSession): XmtpSession {
+  const wrapped: Record<string, unknown> = { inboxId: session.inboxId, installationId: session.installationId };
+  for (const [name, value] of Object.entries(session)) {
+    if (typeof value !== "function") continue;
+    const method = value as (...args: unknown[]) => Promise<unknown>;
+    wrapped[name] = async (...args: unknown[]) => {
+      try {
+        return await method.apply(session, args);
+      } catch (error) {
+        throw toXmtpError(error, name);
+      }
+    };
+  }
+  return wrapped as unknown as XmtpSession;
+}

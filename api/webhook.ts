@@ -1,0 +1,16 @@
+import { appLogger, getApp } from "../lib/app.js";
+import { handleWebhookJoin, JoinRequestSchema } from "../lib/handle-join.js";
+import { defineRoute, json, readJsonBody } from "../lib/http.js";
+
+/** `POST /api/webhook?token=…`: the link service asks whether a wallet may join. */
+export default defineRoute(
+  {
+    async POST(request) {
+      const app = getApp();
+      const token = new URL(request.url).searchParams.get("token");
+      const body = await readJsonBody(request, JoinRequestSchema);
+      return json(200, await handleWebhookJoin(app, body, token));
+    },
+  },
+  { shape: "link-service", logger: appLogger },
+);

@@ -1,0 +1,69 @@
+import { getConfig, type Config } from "./config.js";
+import { createEligibilityChecker, type EligibilityChecker } from "./eligibility/evaluate.js";
+import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
+import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
+import { createLinkService, type LinkService } from "./link-service.js";
+import { createLogger, type Logger } from "./log.js";
+import { createRedis, type Redis } from "./redis.js";
+import { createNodeSdkXmtp } from "./xmtp/node-sdk-adapter.js";
+import type { XmtpPort } from "./xmtp/port.js";
+
+/** Everything a use case may need, built once per function instance. */
+export interface App {
+  readonly config: Config;
+  readonly redis: Redis;
+  readonly registry: GroupRegistry;
+  readonly audit: AuditLog;
+  readonly eligibility: EligibilityChecker;
+  readonly xmtp: XmtpPort;
+  readonly linkService: LinkService;
+  readonly logger: Logger;
+}
+
+/** Parts a caller (tests, the dev server) may supply instead of the real ones. */
+export interface AppOverrides {
+  readonly redis?: Redis;
+  readonly xmtp?: XmtpPort;
+  readonly fetch?: typeof fetch;
+  readonly logger?: Logger;
+  readonly now?: () => Date;
+}
+
+/** Builds the application from a configuration; nothing connects until first used. */
+export function createApp(config: Config, overrides: AppOverrides = {}): App {
+  const redis = overrides.redis ?? createRedis(config.redis);
+  const now = overrides.now ?? (() => new Date());
+  return {
+    config,
+    redis,
+    registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
+    audit: createAuditLog(redis, config.redis.keyPrefix, now),
+    eligibility: createEligibilityChecker(),
+    xmtp: overrides.xmtp ?? createNodeSdkXmtp(config.xmtp),
+    linkService: createLinkService({ url: config.linkService.url, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
+    logger: overrides.logger ?? createLogger(),
+  };
+}
+
+let current: App | undefined;
+
+/**
+ * The instance's application, built from `process.env` on first use.
+ * @throws {import("./config.js").ConfigError} when the environment is invalid.
+ */
+export function getApp(): App {
+  current ??= createApp(getConfig());
+  return current;
+}
+
+/** Replaces the instance's application (tests and the local dev server); `undefined` resets it. */
+export function setApp(app: App | undefined): void {
+  current = app;
+}
+
+const fallbackLogger = createLogger();
+
+/** The instance's logger, also when the application could not be built (bad configuration). */
+export function appLogger(): Logger {
+  return current?.logger ?? fallbackLogger;
+}

@@ -1,0 +1,124 @@
+import { createHash } from "node:crypto";
+import * as v from "valibot";
+import type { Config } from "./config.js";
+import { OPEN_RULES, RulesSchema, type Rules } from "./eligibility/rules.js";
+import { ConflictError, InvalidRequestError } from "./errors.js";
+import { webhookToken } from "./groups/link-token.js";
+import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
+import type { LinkService } from "./link-service.js";
+import type { Logger } from "./log.js";
+import type { XmtpPort } from "./xmtp/port.js";
+
+/** The body of `POST /api/create`. Unknown keys are rejected. */
+export const CreateGroupSchema = v.strictObject({
+  name: v.pipe(v.string("must be a string"), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(100, "must be at most 100 characters")),
+  description: v.optional(v.pipe(v.string("must be a string"), v.trim(), v.maxLength(1000, "must be at most 1000 characters")), ""),
+  imageUrl: v.optional(
+    v.pipe(v.string("must be a string"), v.trim(), v.url("must be a URL"), v.startsWith("https://", "must be an https URL"), v.maxLength(2048)),
+  ),
+  rules: v.optional(RulesSchema, OPEN_RULES),
+});
+
+/** A validated create request. */
+export type CreateGroupInput = v.InferOutput<typeof CreateGroupSchema>;
+
+/** What the operator gets back: the group and its shareable link. */
+export interface CreatedGroup {
+  readonly groupId: string;
+  readonly groupLinkId: string;
+  readonly url: string;
+  readonly rules: Rules;
+}
+
+/** What creating a group needs. */
+export interface CreateGroupDeps {
+  readonly config: Pick<Config, "publicUrl" | "webhookSecret" | "linkService">;
+  readonly xmtp: XmtpPort;
+  readonly registry: GroupRegistry;
+  readonly linkService: LinkService;
+  readonly logger: Logger;
+}
+
+/** Accepted `Idempotency-Key` values (as Stripe's and the IETF draft's: an opaque token). */
+export const IdempotencyKeySchema = v.pipe(
+  v.string(),
+  v.regex(/^[\x21-\x7e]{8,255}$/, "Idempotency-Key must be 8 to 255 visible ASCII characters"),
+);
+
+/**
+ * Creates an XMTP group, records it (`pending-link`), registers its link and activates it.
+ * With an idempotency key, a retry answers the same group and finishes a link registration
+ * that failed before, instead of creating a second group.
+ * @throws {ConflictError} the key is in use by a running request, or was used with another body (409).
+ * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP unreachable (503; the link service is not called).
+ * @throws {import("./link-service.js").LinkServiceError} link registration failed (502; the group stays `pending-link`).
+ */
+export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput, idempotencyKey?: string): Promise<CreatedGroup> {
+  const { registry } = deps;
+  const fingerprint = createHash("sha256").update(JSON.stringify(input)).digest("hex");
+  if (idempotencyKey !== undefined) {
+    const claim = await registry.claimIdempotencyKey(idempotencyKey, fingerprint);
+    if (claim.kind === "mismatch") {
+      throw new ConflictError("This Idempotency-Key was already used with a different request body");
+    }
+    if (claim.kind === "in-progress") throw new ConflictError("A request with this Idempotency-Key is still running", 2);
+    if (claim.kind === "created") {
+      const existing = await registry.get(claim.groupId);
+      if (existing) return finish(deps, existing);
+      // The key names a group whose record is gone: start over rather than answer nothing.
+    }
+  }
+
+  let record: GroupRecord;
+  try {
+    const group = await deps.xmtp.withSession((session) =>
+      session.createGroup({ name: input.name, description: input.description, ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}) }),
+    );
+    record = await registry.insertPending(
+      {
+        groupId: group.groupId,
+        name: input.name,
+        description: input.description,
+        ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}),
+        rules: input.rules,
+      },
+      idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint },
+    );
+  } catch (error) {
+    if (idempotencyKey !== undefined) {
+      await registry.releaseIdempotencyKey(idempotencyKey, fingerprint).catch(() => undefined);
+    }
+    throw error;
+  }
+  deps.logger.info("group_created", { groupId: record.groupId });
+  return finish(deps, record);
+}
+
+async function finish(deps: CreateGroupDeps, record: GroupRecord): Promise<CreatedGroup> {
+  let linkId = record.linkId;
+  let current = record;
+  if (record.state === "pending-link" || !linkId) {
+    const token = webhookToken(deps.config.webhookSecret, record.groupId);
+    linkId = await deps.linkService.register({
+      webhook: `${deps.config.publicUrl}/api/webhook?token=${token}`,
+      topic: record.groupId,
+      name: record.name,
+      description: record.description,
+    });
+    current = await deps.registry.activate(record.groupId, linkId);
+    deps.logger.info("group_link_registered", { groupId: record.groupId, linkId });
+  }
+  return { groupId: current.groupId, groupLinkId: linkId, url: deps.config.linkService.baseUrl + linkId, rules: current.rules };
+}
+
+/**
+ * Reads the optional `Idempotency-Key` header.
+ * @throws {InvalidRequestError} when present but malformed.
+ */
+export function readIdempotencyKey(request: Request): string | undefined {
+  const raw = request.headers.get("idempotency-key");
+  if (raw === null) return undefined;
+  const parsed = v.safeParse(IdempotencyKeySchema, raw.trim());
+  if (!parsed.success) throw new InvalidRequestError(parsed.issues[0].message);
+  return parsed.output;
+}

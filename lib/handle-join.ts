@@ -1,0 +1,93 @@
+import * as v from "valibot";
+import { AddressSchema } from "./address.js";
+import type { EligibilityChecker } from "./eligibility/evaluate.js";
+import { UnauthorizedError } from "./errors.js";
+import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
+import { isValidWebhookToken } from "./groups/link-token.js";
+import type { GroupRegistry } from "./groups/registry.js";
+import type { Logger } from "./log.js";
+import { ADMIT_DENIAL_REASONS, admitMember } from "./membership.js";
+import { XmtpGroupNotFoundError, type Address, type XmtpPort } from "./xmtp/port.js";
+
+/** The body the link service posts to the webhook. */
+export const JoinRequestSchema = v.object({
+  groupLinkId: v.pipe(v.string("must be a string"), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(128)),
+  topic: v.pipe(v.string("must be a string"), v.trim(), v.regex(/^[0-9a-f]{1,128}$/i, "must be a group id (hex)")),
+  walletAddress: AddressSchema,
+});
+
+/** A validated join request. */
+export type JoinRequest = v.InferOutput<typeof JoinRequestSchema>;
+
+/** The answer the link service shows the person. */
+export type JoinDecision = { readonly status: "SUCCESS" } | { readonly status: "DENIED"; readonly reason: string };
+
+/** Reason shown when the link does not lead to a group this backend runs. */
+export const INACTIVE_LINK_REASON = "This group link is not active";
+
+/** What deciding a join needs. */
+export interface JoinDeps {
+  readonly config: { readonly webhookSecret: string };
+  readonly registry: GroupRegistry;
+  readonly audit: AuditLog;
+  readonly eligibility: EligibilityChecker;
+  readonly xmtp: XmtpPort;
+  readonly logger: Logger;
+}
+
+/**
+ * Checks the webhook token for the request's group, then decides the join (see {@link decideJoin}).
+ * @throws {UnauthorizedError} when the token is missing or not the group's.
+ */
+export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, token: string | null): Promise<JoinDecision> {
+  if (!token || !isValidWebhookToken(deps.config.webhookSecret, request.topic.toLowerCase(), token)) {
+    throw new UnauthorizedError("Missing or invalid webhook token");
+  }
+  return decideJoin(deps, { groupId: request.topic.toLowerCase(), linkId: request.groupLinkId, address: request.walletAddress }, "webhook");
+}
+
+/**
+ * Decides whether a wallet joins a group and, if so, adds it: link active? eligible? on XMTP?
+ * already a member? room left? Every decision, and every failure, is written to the group's audit log.
+ * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP could not be reached; the person may retry (503).
+ * @throws {import("./errors.js").StoreUnavailableError} Redis could not be reached (503).
+ */
+export async function decideJoin(
+  deps: JoinDeps,
+  request: { groupId: string; linkId: string; address: Address },
+  source: AuditEntry["source"],
+): Promise<JoinDecision> {
+  const { groupId, address } = request;
+  const group = await deps.registry.get(groupId);
+  if (!group || group.state !== "active" || group.linkId !== request.linkId) {
+    // Nothing to audit against: the group is not ours or the link is stale.
+    return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+  }
+  const audit = (outcome: AuditEntry["outcome"], reason?: string) =>
+    deps.audit.append(groupId, { source, action: "join", address, outcome, ...(reason ? { reason } : {}) });
+
+  try {
+    const eligibility = await deps.eligibility.check(group.rules, address);
+    if (!eligibility.eligible) {
+      await audit("denied", eligibility.reason);
+      return { status: "DENIED", reason: eligibility.reason };
+    }
+    const outcome = await deps.xmtp.withSession((session) => admitMember(session, groupId, address));
+    if (outcome === "added" || outcome === "already-member") {
+      await audit(outcome);
+      deps.logger.info("join_decided", { groupId, outcome });
+      return { status: "SUCCESS" };
+    }
+    const reason = ADMIT_DENIAL_REASONS[outcome];
+    await audit(outcome === "not-on-xmtp" ? "not-on-xmtp" : "denied", reason);
+    return { status: "DENIED", reason };
+  } catch (error) {
+    if (error instanceof XmtpGroupNotFoundError) {
+      await audit("denied", INACTIVE_LINK_REASON);
+      deps.logger.error("group_missing_on_xmtp", { groupId });
+      return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+    }
+    await audit("error", error instanceof Error ? error.name : "unknown").catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,152 @@
+import { randomBytes } from "node:crypto";
+import { createMutex } from "../../lib/xmtp/mutex.js";
+import {
+  toXmtpError,
+  withErrorMapping,
+  XmtpGroupNotFoundError,
+  type Address,
+  type XmtpGroupInfo,
+  type XmtpMessage,
+  type XmtpPort,
+  type XmtpSession,
+} from "../../lib/xmtp/port.js";
+
+interface FakeGroup {
+  info: XmtpGroupInfo;
+  members: Map<string, { addresses: Address[]; isAdmin: boolean }>;
+  messages: XmtpMessage[];
+}
+
+/** An error shaped like the native binding's: a plain Error with `code: "GenericFailure"`. */
+export function bindingError(message: string): Error {
+  return Object.assign(new Error(message), { code: "GenericFailure" });
+}
+
+const UNAVAILABLE =
+  'api client error api client at endpoint "/xmtp.identity.api.v1.IdentityApi/GetInboxIds" has error status: \'The service is currently unavailable\', self: "dns error"';
+
+/**
+ * An in-memory XMTP network that behaves like the real one where this service cares:
+ * addresses must be registered (have an inbox) to be added, adding a member twice makes no commit,
+ * group ids are opaque hex, failures look like the binding's, and the network can be taken down.
+ */
+export class FakeXmtpNetwork {
+  /** While true, every call fails as the binding does when the network is unreachable. */
+  down = false;
+  /** MLS commits made (group creation, member changes, metadata changes). */
+  commits = 0;
+  /** Sessions opened, to check that rejected requests never start the client. */
+  sessions = 0;
+  readonly inboxes = new Map<Address, string>();
+  readonly groups = new Map<string, FakeGroup>();
+
+  /** Gives an address an XMTP inbox (as opening an XMTP app does); idempotent. */
+  register(address: string): string {
+    const key = address.toLowerCase() as Address;
+    let inboxId = this.inboxes.get(key);
+    if (!inboxId) {
+      inboxId = randomBytes(32).toString("hex");
+      this.inboxes.set(key, inboxId);
+    }
+    return inboxId;
+  }
+
+  /** Member addresses of a group (lowercase). */
+  memberAddresses(groupId: string): Address[] {
+    return [...(this.groups.get(groupId)?.members.values() ?? [])].flatMap((m) => m.addresses);
+  }
+
+  /** The XMTP port of the installation of `backendAddress`. */
+  port(backendAddress: string): XmtpPort {
+    const backendInbox = this.register(backendAddress);
+    const installationId = randomBytes(32).toString("hex");
+    const exclusive = createMutex();
+    return {
+      withSession: (work) =>
+        exclusive(async () => {
+          this.sessions++;
+          // Starting the client needs the network too; the adapter classifies that failure the same way.
+          try {
+            this.check();
+          } catch (error) {
+            throw toXmtpError(error, "client start");
+          }
+          return work(withErrorMapping(this.session(backendInbox, backendAddress.toLowerCase() as Address, installationId)));
+        }),
+    };
+  }
+
+  private check(): void {
+    if (this.down) throw bindingError(UNAVAILABLE);
+  }
+
+  private session(inboxId: string, address: Address, installationId: string): XmtpSession {
+    const group = (groupId: string): FakeGroup => {
+      this.check();
+      const found = this.groups.get(groupId);
+      if (!found || !found.members.has(inboxId)) throw new XmtpGroupNotFoundError(groupId);
+      return found;
+    };
+    const addressesOf = (id: string): Address[] => [...this.inboxes].filter(([, inbox]) => inbox === id).map(([a]) => a);
+    return {
+      inboxId,
+      installationId,
+      createGroup: async ({ name, description, imageUrl }) => {
+        this.check();
+        const info: XmtpGroupInfo = { groupId: randomBytes(16).toString("hex"), name, description, imageUrl: imageUrl ?? "", createdAt: new Date() };
+        this.groups.set(info.groupId, { info, members: new Map([[inboxId, { addresses: [address], isAdmin: true }]]), messages: [] });
+        this.commits++;
+        return info;
+      },
+      findInboxId: async (target) => {
+        this.check();
+        return this.inboxes.get(target.toLowerCase() as Address) ?? null;
+      },
+      getGroup: async (groupId) => {
+        this.check();
+        const found = this.groups.get(groupId);
+        return found?.members.has(inboxId) ? found.info : null;
+      },
+      listMembers: async (groupId) =>
+        [...group(groupId).members].map(([id, m]) => ({ inboxId: id, addresses: m.addresses, isAdmin: m.isAdmin })),
+      addMembers: async (groupId, inboxIds) => {
+        const g = group(groupId);
+        const known = new Set(this.inboxes.values());
+        const unknown = inboxIds.find((id) => !known.has(id));
+        if (unknown) throw bindingError(`Group error: Missing identity update for inbox ${unknown}`);
+        const fresh = inboxIds.filter((id) => !g.members.has(id));
+        if (fresh.length === 0) return;
+        for (const id of fresh) g.members.set(id, { addresses: addressesOf(id), isAdmin: false });
+        this.commits++;
+      },
+      removeMembers: async (groupId, inboxIds) => {
+        const g = group(groupId);
+        const present = inboxIds.filter((id) => g.members.has(id) && id !== inboxId);
+        if (present.length === 0) return;
+        for (const id of present) g.members.delete(id);
+        this.commits++;
+      },
+      updateGroup: async (groupId, changes) => {
+        const g = group(groupId);
+        g.info = {
+          ...g.info,
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.description !== undefined ? { description: changes.description } : {}),
+          ...(changes.imageUrl !== undefined ? { imageUrl: changes.imageUrl } : {}),
+        };
+        this.commits++;
+      },
+      sendText: async (groupId, text) => {
+        const g = group(groupId);
+        const id = randomBytes(32).toString("hex");
+        g.messages.push({ id, senderInboxId: inboxId, sentAt: new Date(), text, kind: "application" });
+        return id;
+      },
+      listMessages: async (groupId, { limit, before }) =>
+        group(groupId)
+          .messages.filter((m) => !before || m.sentAt < before)
+          .sort((a, b) => b.sentAt.getTime() - a.sentAt.getTime())
+          .slice(0, limit),
+    };
+  }
+}

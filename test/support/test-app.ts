@@ -1,0 +1,55 @@
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import { createApp, type App, type AppOverrides } from "../../lib/app.js";
+import { loadConfig, type Config } from "../../lib/config.js";
+import { silentLogger } from "../../lib/log.js";
+import { createRedis, type Redis } from "../../lib/redis.js";
+import { createWalletSigner } from "../../lib/xmtp/signer.js";
+import { FakeXmtpNetwork } from "./fake-xmtp.js";
+
+/** A private key for tests (anvil's well-known first account). */
+export const BACKEND_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" as const;
+export const ADMIN_KEY = "admin-key-for-tests-0123456789abcdef";
+export const WEBHOOK_SECRET = "webhook-secret-for-tests-0123456789";
+export const LINK_SERVICE_URL = "https://links.example.test/api/groups/create";
+
+/** A valid environment, each test run under its own Redis key prefix. */
+export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const upstash = inject("upstash");
+  return {
+    XMTP_WALLET_KEY: BACKEND_KEY,
+    XMTP_DB_ENCRYPTION_KEY: "11".repeat(32),
+    XMTP_ENV: "dev",
+    UPSTASH_REDIS_REST_URL: upstash.url,
+    UPSTASH_REDIS_REST_TOKEN: upstash.token,
+    REDIS_KEY_PREFIX: `t${randomBytes(6).toString("hex")}`,
+    ADMIN_API_KEY: ADMIN_KEY,
+    WEBHOOK_SECRET,
+    PUBLIC_URL: "https://gated.example.test",
+    LINK_SERVICE_URL,
+    LINK_BASE_URL: "https://links.example.test/group/",
+    ...extra,
+  };
+}
+
+/** A Redis client on the test bridge. */
+export function testRedis(): Redis {
+  const upstash = inject("upstash");
+  return createRedis({ url: upstash.url, token: upstash.token, keyPrefix: "unused" });
+}
+
+export interface TestApp {
+  readonly app: App;
+  readonly config: Config;
+  readonly network: FakeXmtpNetwork;
+  readonly backendAddress: string;
+}
+
+/** The real application over the real Redis (through the bridge) with the XMTP network double. */
+export function createTestApp(options: { env?: Record<string, string>; overrides?: AppOverrides } = {}): TestApp {
+  const config = loadConfig(testEnv(options.env));
+  const network = new FakeXmtpNetwork();
+  const { address } = createWalletSigner(config.xmtp.walletKey);
+  const app = createApp(config, { logger: silentLogger, xmtp: network.port(address), ...options.overrides });
+  return { app, config, network, backendAddress: address };
+}
