@@ -125,7 +125,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const problems: { variable: string; problem: string }[] = [];
   if (!parsed.success) {
     for (const issue of parsed.issues) {
-      const variable = String(issue.path?.[0]?.key ?? "environment");
+      const key: unknown = issue.path?.[0]?.key;
+      const variable = typeof key === "string" ? key : "environment";
       problems.push({ variable, problem: PROBLEMS[variable] ?? "is invalid" });
     }
     throw new ConfigError(dedupe(problems));

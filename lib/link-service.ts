@@ -42,7 +42,8 @@ export function createLinkService(options: {
   fetch?: typeof fetch;
   timeoutMs?: number;
 }): LinkService {
-  const doFetch = options.fetch ?? fetch;
+  // Looked up per call, not captured: instrumentation (and test interceptors) may replace the global later.
+  const doFetch: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
   const timeoutMs = options.timeoutMs ?? 8000;
   return {
     async register(registration) {

@@ -49,7 +49,7 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const request = new Request(url, {
     method: req.method ?? "GET",
     headers,
-    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: "half" } : {}),
+    ...(hasBody ? { body: Readable.toWeb(req), duplex: "half" } : {}),
   } as RequestInit);
   const response = await route.fetch(request);
   res.writeHead(response.status, Object.fromEntries(response.headers));

@@ -56,7 +56,8 @@ export function createNodeSdkXmtp(config: Config["xmtp"]): XmtpPort & { dbPath: 
   const getClient = (): Promise<Client<unknown>> => {
     client ??= (async () => {
       await mkdir(config.dbDir, { recursive: true });
-      return (await Client.create(signer, options)) as Client<unknown>;
+      const created: Client<unknown> = await Client.create(signer, options);
+      return created;
     })().catch((error: unknown) => {
       client = undefined;
       throw toXmtpError(error, "client start");

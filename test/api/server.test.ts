@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
+import { setApp } from "../../lib/app.js";
+import { startLocalServer } from "../../scripts/local-server.js";
+import { linkServiceOk, useLinkServiceMock } from "../support/link-service-mock.js";
+import { ADMIN_KEY, createTestApp, WEBHOOK_SECRET } from "../support/test-app.js";
+import { webhookToken } from "../../lib/groups/link-token.js";
+
+// The same handlers over a real HTTP server: headers, streaming bodies and status codes as a client sees them.
+// Handlers given at setup: msw scopes `server.use` to the test's async context, and requests here arrive from sockets.
+useLinkServiceMock(linkServiceOk("http1"));
+const t = createTestApp();
+let local: Awaited<ReturnType<typeof startLocalServer>>;
+let base: string;
+beforeAll(async () => {
+  setApp(t.app);
+  local = await startLocalServer();
+  base = local.url;
+});
+afterAll(async () => {
+  setApp(undefined);
+  await local.close();
+});
+
+describe("over HTTP", () => {
+  it("creates a group, then a registered wallet joins through the webhook URL it registered", async () => {
+    const created = await fetch(`${base}/api/create`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Over HTTP" }),
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get("content-type")).toMatch(/application\/json/);
+    const { groupId } = (await created.json()) as { groupId: string };
+
+    const address = privateKeyToAccount(generatePrivateKey()).address;
+    t.network.register(address);
+    const joined = await fetch(`${base}/api/webhook?token=${webhookToken(WEBHOOK_SECRET, groupId)}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ groupLinkId: "http1", topic: groupId, walletAddress: address }),
+    });
+    expect(joined.status).toBe(200);
+    expect(await joined.json()).toEqual({ status: "SUCCESS" });
+  });
+
+  it("413 for an oversized body, 400 for broken JSON, 405 with Allow, 404 for unknown paths", async () => {
+    const big = await fetch(`${base}/api/webhook?token=x`, { method: "POST", headers: { "content-type": "application/json" }, body: "x".repeat(70_000) });
+    expect(big.status).toBe(413);
+    const broken = await fetch(`${base}/api/webhook?token=x`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    expect(broken.status).toBe(400);
+    const get = await fetch(`${base}/api/create`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+    expect((await fetch(`${base}/api/nope`)).status).toBe(404);
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../lib/config.js";
+
+const valid = {
+  XMTP_WALLET_KEY: "0x" + "ab".repeat(32),
+  XMTP_DB_ENCRYPTION_KEY: "0x" + "CD".repeat(32),
+  XMTP_ENV: "production",
+  UPSTASH_REDIS_REST_URL: "https://eu1-example.upstash.io/",
+  UPSTASH_REDIS_REST_TOKEN: "upstash-token-value",
+  ADMIN_API_KEY: "a".repeat(32),
+  WEBHOOK_SECRET: "w".repeat(32),
+  PUBLIC_URL: "https://gated.example.com/",
+};
+
+const problem = (env: Record<string, string | undefined>): ConfigError => {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("loadConfig", () => {
+  it("reads a valid environment with defaults", () => {
+    const config = loadConfig(valid);
+    expect(config.xmtp).toMatchObject({ env: "production", dbEncryptionKey: "cd".repeat(32) });
+    expect(config.redis).toEqual({ url: "https://eu1-example.upstash.io", token: "upstash-token-value", keyPrefix: "tg" });
+    expect(config.publicUrl).toBe("https://gated.example.com");
+    expect(config.linkService).toEqual({
+      url: "https://backend-staging.converse.xyz/api/groups/create",
+      baseUrl: "https://preview.converse.xyz/group/",
+    });
+  });
+
+  it("accepts Vercel Marketplace's KV_REST_API_* names", () => {
+    const { UPSTASH_REDIS_REST_URL: _u, UPSTASH_REDIS_REST_TOKEN: _t, ...rest } = valid;
+    const config = loadConfig({ ...rest, KV_REST_API_URL: "https://kv.example.com", KV_REST_API_TOKEN: "kv-token" });
+    expect(config.redis).toMatchObject({ url: "https://kv.example.com", token: "kv-token" });
+  });
+
+  it.each([
+    ["XMTP_WALLET_KEY", "0x1234"],
+    ["XMTP_DB_ENCRYPTION_KEY", "zz".repeat(32)],
+    ["XMTP_ENV", "staging"],
+    ["ADMIN_API_KEY", "short-secret-value"],
+    ["WEBHOOK_SECRET", "short"],
+    ["PUBLIC_URL", "http://gated.example.com"],
+    ["PUBLIC_URL", "https://gated.example.com/base"],
+    ["LINK_SERVICE_URL", "ftp://links"],
+    ["UPSTASH_REDIS_REST_URL", "not a url"],
+  ])("names %s when it is bad, without echoing the value", (variable, value) => {
+    const error = problem({ ...valid, [variable]: value });
+    expect(error.variables).toContain(variable);
+    expect(error.message).toContain(variable);
+    expect(error.message).not.toContain(value);
+  });
+
+  it("names every missing variable", () => {
+    const error = problem({});
+    expect(error.variables).toEqual(
+      expect.arrayContaining(["XMTP_WALLET_KEY", "XMTP_DB_ENCRYPTION_KEY", "XMTP_ENV", "ADMIN_API_KEY", "WEBHOOK_SECRET", "PUBLIC_URL"]),
+    );
+  });
+
+  it("asks for a Redis URL and token when neither naming is present", () => {
+    const { UPSTASH_REDIS_REST_URL: _u, UPSTASH_REDIS_REST_TOKEN: _t, ...rest } = valid;
+    expect(problem(rest).variables).toEqual(["UPSTASH_REDIS_REST_URL"]);
+    expect(problem({ ...rest, KV_REST_API_URL: "https://kv.example.com" }).variables).toEqual(["KV_REST_API_TOKEN"]);
+  });
+
+  it("allows http only for localhost", () => {
+    expect(loadConfig({ ...valid, PUBLIC_URL: "http://localhost:3000" }).publicUrl).toBe("http://localhost:3000");
+  });
+
+  it("treats empty variables as unset (as the dashboard can leave them)", () => {
+    expect(loadConfig({ ...valid, LINK_SERVICE_URL: "", REDIS_KEY_PREFIX: " " }).redis.keyPrefix).toBe("tg");
+  });
+});
