@@ -40,6 +40,9 @@ export class FakeXmtpNetwork {
   readonly inboxes = new Map<Address, string>();
   readonly groups = new Map<string, FakeGroup>();
 
+  /** With `autoRegister`, every address looked up has an inbox (the local dev server's offline mode). */
+  constructor(private readonly options: { autoRegister?: boolean } = {}) {}
+
   /** Gives an address an XMTP inbox (as opening an XMTP app does); idempotent. */
   register(address: string): string {
     const key = address.toLowerCase() as Address;
@@ -100,6 +103,7 @@ export class FakeXmtpNetwork {
       },
       findInboxId: async (target) => {
         this.check();
+        if (this.options.autoRegister) this.register(target);
         return this.inboxes.get(target.toLowerCase() as Address) ?? null;
       },
       getGroup: async (groupId) => {

@@ -1,0 +1,70 @@
+import { appendFileSync, existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createApp, setApp } from "../lib/app.js";
+import { loadConfig } from "../lib/config.js";
+import { createWalletSigner } from "../lib/xmtp/signer.js";
+import { FakeXmtpNetwork } from "../test/support/fake-xmtp.js";
+import { startRedisServer } from "../test/support/redis-server.js";
+import { startUpstashBridge } from "../test/support/upstash-bridge.js";
+import { startDevLinkService } from "./dev-link-service.js";
+import { startLocalServer } from "./local-server.js";
+
+// `npm run dev`: the functions on http://localhost:3000 with everything they need.
+// - Reads .env.local / .env when present.
+// - No Redis configured → starts a throwaway redis-server with an Upstash-REST bridge in front.
+// - No XMTP_ENV → an in-memory XMTP network (every wallet counts as having an inbox), so the
+//   create → join flow works offline; set XMTP_ENV=dev (and a wallet key) to use XMTP's dev network.
+for (const file of [".env.local", ".env"]) if (existsSync(file)) process.loadEnvFile(file);
+const env = process.env;
+const port = Number(env.PORT ?? 3000);
+const cleanups: (() => Promise<void>)[] = [];
+
+if (!env.UPSTASH_REDIS_REST_URL && !env.KV_REST_API_URL) {
+  const redis = await startRedisServer();
+  const bridge = await startUpstashBridge(redis.url);
+  cleanups.push(() => bridge.close(), () => redis.stop());
+  env.UPSTASH_REDIS_REST_URL = bridge.url;
+  env.UPSTASH_REDIS_REST_TOKEN = bridge.token;
+  console.log(`redis: started ${redis.url} behind an Upstash REST bridge at ${bridge.url}`);
+}
+const offline = !env.XMTP_ENV;
+if (!env.LINK_SERVICE_URL) {
+  const links = await startDevLinkService();
+  cleanups.push(() => links.close());
+  env.LINK_SERVICE_URL = `${links.url}/api/groups/create`;
+  env.LINK_BASE_URL = `${links.url}/group/`;
+  console.log(`link service: local stand-in at ${links.url} (POST <group url>/join {"walletAddress":"0x…"} to ask to join)`);
+}
+const generated: Record<string, string> = {};
+const fill = (name: string, value: () => string) => {
+  if (!env[name]) env[name] = generated[name] = value();
+};
+fill("XMTP_WALLET_KEY", () => "0x" + randomBytes(32).toString("hex"));
+fill("XMTP_DB_ENCRYPTION_KEY", () => randomBytes(32).toString("hex"));
+fill("ADMIN_API_KEY", () => randomBytes(24).toString("base64url"));
+fill("WEBHOOK_SECRET", () => randomBytes(24).toString("base64url"));
+fill("PUBLIC_URL", () => `http://localhost:${port}`);
+if (offline) env.XMTP_ENV = "dev";
+// Generated secrets go to .env.local (git-ignored), never to the console; the next run reuses them,
+// so the dev wallet (and its XMTP installation) stays the same.
+if (Object.keys(generated).length > 0) {
+  appendFileSync(".env.local", Object.entries(generated).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
+  console.log(`wrote ${Object.keys(generated).join(", ")} to .env.local`);
+}
+
+const config = loadConfig(env);
+const { address } = createWalletSigner(config.xmtp.walletKey);
+const network = offline ? new FakeXmtpNetwork({ autoRegister: true }) : undefined;
+setApp(createApp(config, network ? { xmtp: network.port(address) } : {}));
+
+const server = await startLocalServer(port, "127.0.0.1");
+console.log(`functions: ${server.url}/api/create, ${server.url}/api/webhook`);
+console.log(`xmtp: ${offline ? "in-memory network (offline; set XMTP_ENV to use a real one)" : config.xmtp.env} as ${address}`);
+
+const stop = async () => {
+  await server.close();
+  for (const cleanup of cleanups) await cleanup();
+  process.exit(0);
+};
+process.once("SIGINT", () => void stop());
+process.once("SIGTERM", () => void stop());

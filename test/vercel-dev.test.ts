@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { webhookToken } from "../lib/groups/link-token.js";
+import { freePort } from "./support/redis-server.js";
+import { ADMIN_KEY, testEnv, WEBHOOK_SECRET } from "./support/test-app.js";
+
+// The functions under the real Vercel dev runtime (`vercel dev --local`, no account), not only our own server.
+// XMTP_ENV=local points the real SDK at localhost:5556, where nothing listens: the 503 path is the real binding's.
+let child: ChildProcess;
+let base: string;
+let output = "";
+
+beforeAll(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const bin = join(process.cwd(), "node_modules", ".bin");
+  child = spawn(join(bin, "vercel"), ["dev", "--local", "--yes", "--listen", String(port)], {
+    env: { ...process.env, ...testEnv({ XMTP_ENV: "local" }), PATH: `${bin}:${process.env.PATH ?? ""}`, VERCEL_TELEMETRY_DISABLED: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (c: Buffer) => (output += c.toString()));
+  child.stderr?.on("data", (c: Buffer) => (output += c.toString()));
+  const deadline = Date.now() + 90_000;
+  while (!/Ready! Available/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`vercel dev did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}, 120_000);
+
+afterAll(() => {
+  child?.kill("SIGTERM");
+});
+
+const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(base + path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+describe("under vercel dev --local", () => {
+  it("answers 401 and 405 as JSON", async () => {
+    const unauthorized = await postJson("/api/create", { name: "x" });
+    expect(unauthorized.status).toBe(401);
+    expect(await unauthorized.json()).toMatchObject({ error: { code: "unauthorized" } });
+    const wrongMethod = await fetch(base + "/api/webhook");
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toBe("POST");
+  }, 60_000);
+
+  it("answers DENIED for a link it does not know, reading Redis through the Upstash client", async () => {
+    const res = await postJson(`/api/webhook?token=${webhookToken(WEBHOOK_SECRET, "abcd")}`, {
+      groupLinkId: "L",
+      topic: "abcd",
+      walletAddress: "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "DENIED", reason: "This group link is not active" });
+  }, 60_000);
+
+  it("loads the native XMTP binding and answers 503 when the network cannot be reached", async () => {
+    const res = await postJson("/api/create", { name: "x" }, { authorization: `Bearer ${ADMIN_KEY}` });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: { code: "unavailable", message: "The XMTP network is unavailable; try again in a moment" } });
+  }, 60_000);
+});
