@@ -7,6 +7,8 @@ import { ADMIN_KEY, testEnv, WEBHOOK_SECRET } from "./support/test-app.js";
 
 // The functions under the real Vercel dev runtime (`vercel dev --local`, no account), not only our own server.
 // XMTP_ENV=local points the real SDK at localhost:5556, where nothing listens: the 503 path is the real binding's.
+/** The newest CLI the npm registry serves here that runs `vercel dev --local`. */
+const VERCEL_CLI = "60.1.3";
 let child: ChildProcess;
 let base: string;
 let output = "";
@@ -15,18 +17,20 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const bin = join(process.cwd(), "node_modules", ".bin");
-  child = spawn(join(bin, "vercel"), ["dev", "--local", "--yes", "--listen", String(port)], {
+  // Through npx, not a devDependency: the CLI's optional per-platform packages are not all on every registry
+  // mirror, which leaves a lockfile `npm ci` rejects. npx caches it after the first run.
+  child = spawn("npx", ["--yes", `vercel@${VERCEL_CLI}`, "dev", "--local", "--yes", "--listen", String(port)], {
     env: { ...process.env, ...testEnv({ XMTP_ENV: "local" }), PATH: `${bin}:${process.env.PATH ?? ""}`, VERCEL_TELEMETRY_DISABLED: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr?.on("data", (c: Buffer) => (output += c.toString()));
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 200_000;
   while (!/Ready! Available/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`vercel dev did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 250));
   }
-}, 120_000);
+}, 240_000);
 
 afterAll(() => {
   child?.kill("SIGTERM");
