@@ -4,14 +4,20 @@ import { StoreUnavailableError } from "./errors.js";
 
 export type { Redis } from "@upstash/redis";
 
-/** An Upstash REST client that hands back raw strings (we parse and validate what we read ourselves). */
-export function createRedis(config: Config["redis"]): Redis {
+/**
+ * An Upstash REST client that hands back raw strings (we parse and validate what we read ourselves).
+ * `plainResponses` turns off Upstash's base64 response encoding, for values that are already ASCII
+ * (base64 snapshot chunks): it saves a third of the bytes on the wire.
+ */
+export function createRedis(config: Pick<Config["redis"], "url" | "token">, options: { plainResponses?: boolean } = {}): Redis {
   return new Redis({
     url: config.url,
     token: config.token,
     automaticDeserialization: false,
     enableTelemetry: false,
     retry: { retries: 2, backoff: (attempt) => 50 * 2 ** attempt },
+    // Accepted by the Node client at runtime (passed to its HttpClient) though missing from its config type.
+    ...(options.plainResponses ? ({ responseEncoding: false } as object) : {}),
   });
 }
 

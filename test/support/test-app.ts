@@ -35,7 +35,7 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
 /** A Redis client on the test bridge. */
 export function testRedis(): Redis {
   const upstash = inject("upstash");
-  return createRedis({ url: upstash.url, token: upstash.token, keyPrefix: "unused" });
+  return createRedis({ url: upstash.url, token: upstash.token });
 }
 
 export interface TestApp {

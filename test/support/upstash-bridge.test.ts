@@ -29,7 +29,7 @@ describe("Upstash REST bridge over redis-server", () => {
 
   it("rejects a wrong token", async () => {
     const { createRedis } = await import("../../lib/redis.js");
-    const bad = createRedis({ url: (redis as unknown as { client: { baseUrl: string } }).client.baseUrl, token: "wrong", keyPrefix: "x" });
+    const bad = createRedis({ url: (redis as unknown as { client: { baseUrl: string } }).client.baseUrl, token: "wrong" });
     await expect(bad.get("k")).rejects.toThrow(/Unauthorized/);
   });
 });

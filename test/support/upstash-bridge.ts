@@ -6,7 +6,7 @@ export interface UpstashBridge {
   readonly url: string;
   readonly token: string;
   /** Requests served so far, and their body bytes (benchmarks read these). */
-  readonly stats: { requests: number; requestBytes: number; responseBytes: number };
+  readonly stats: { requests: number; requestBytes: number; responseBytes: number; maxRequestBytes: number };
   close(): Promise<void>;
 }
 
@@ -20,7 +20,7 @@ type Reply = Buffer | string | number | null | Reply[];
  */
 export async function startUpstashBridge(redisUrl: string, token = "test-token-" + Math.random().toString(36).slice(2)): Promise<UpstashBridge> {
   const redis = new IORedis(redisUrl, { maxRetriesPerRequest: 1 });
-  const stats = { requests: 0, requestBytes: 0, responseBytes: 0 };
+  const stats = { requests: 0, requestBytes: 0, responseBytes: 0, maxRequestBytes: 0 };
 
   const encode = (reply: Reply, base64: boolean): unknown => {
     if (Array.isArray(reply)) return reply.map((r) => encode(r, base64));
@@ -40,6 +40,7 @@ export async function startUpstashBridge(redisUrl: string, token = "test-token-"
     const raw = Buffer.concat(chunks);
     stats.requests++;
     stats.requestBytes += raw.length;
+    stats.maxRequestBytes = Math.max(stats.maxRequestBytes, raw.length);
     const send = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
       stats.responseBytes += Buffer.byteLength(text);

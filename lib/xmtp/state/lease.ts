@@ -1,0 +1,98 @@
+import { randomBytes } from "node:crypto";
+import { DependencyUnavailableError } from "../../errors.js";
+import type { Redis } from "../../redis.js";
+import { storeCall } from "../../redis.js";
+
+/** A held lease: who holds it (token) and the fencing number taken when it was acquired. */
+export interface Lease {
+  readonly token: string;
+  readonly fence: number;
+  /** False once a renewal found the lease gone (expired, or taken by another holder). */
+  readonly held: boolean;
+  /** Stops renewing and deletes the lease if it is still ours. Never throws. */
+  release(): Promise<void>;
+}
+
+/** No lease within the wait budget: another instance is holding the XMTP installation (503). */
+export class LeaseTimeoutError extends DependencyUnavailableError {
+  override readonly name = "LeaseTimeoutError";
+  constructor(waitedMs: number) {
+    super(`XMTP lease not acquired within ${waitedMs} ms`, "The service is busy; try again in a moment");
+  }
+}
+
+// SET NX PX and INCR in one step: a holder always has a fencing number newer than every earlier holder's.
+const ACQUIRE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+`;
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** Options of {@link acquireLease}. */
+export interface LeaseOptions {
+  readonly leaseKey: string;
+  readonly fenceKey: string;
+  /** How long the lease lives without renewal; renewed every third of it while held. */
+  readonly ttlMs: number;
+  /** How long to wait for a busy lease before giving up. */
+  readonly waitMs: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Acquires the lease (waiting with jittered backoff while another holder has it) and keeps it alive until released.
+ * @throws {LeaseTimeoutError} when not acquired within `waitMs`.
+ * @throws {import("../../errors.js").StoreUnavailableError} when Redis cannot be reached.
+ */
+export async function acquireLease(redis: Redis, options: LeaseOptions): Promise<Lease> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const token = randomBytes(16).toString("hex");
+  const started = Date.now();
+  let backoff = 20;
+  for (;;) {
+    const fence = Number(
+      await storeCall("acquire lease", () =>
+        redis.eval<string[], number>(ACQUIRE, [options.leaseKey, options.fenceKey], [token, String(options.ttlMs)]),
+      ),
+    );
+    if (fence > 0) return keepAlive(redis, options, token, fence);
+    if (Date.now() - started >= options.waitMs) throw new LeaseTimeoutError(options.waitMs);
+    await sleep(Math.min(backoff, options.waitMs - (Date.now() - started)) * (0.5 + Math.random() / 2));
+    backoff = Math.min(backoff * 2, 500);
+  }
+}
+
+function keepAlive(redis: Redis, options: LeaseOptions, token: string, fence: number): Lease {
+  let held = true;
+  const timer = setInterval(() => {
+    redis
+      .eval<string[], number>(RENEW, [options.leaseKey], [token, String(options.ttlMs)])
+      .then((renewed) => {
+        if (Number(renewed) !== 1) held = false;
+      })
+      // A failed renewal is not a lost lease yet; the fence decides at commit time.
+      .catch(() => undefined);
+  }, Math.max(10, Math.floor(options.ttlMs / 3)));
+  timer.unref();
+  return {
+    token,
+    fence,
+    get held() {
+      return held;
+    },
+    async release() {
+      clearInterval(timer);
+      held = false;
+      await redis.eval(RELEASE, [options.leaseKey], [token]).catch(() => undefined);
+    },
+  };
+}
