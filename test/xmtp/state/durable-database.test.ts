@@ -130,7 +130,7 @@ describe("durable database", () => {
     expect((await a.durable.store.readManifest())?.version).toBe(1);
     expect(a.durable.localVersion).toBeNull();
     await expect(readFile(a.dbPath)).rejects.toMatchObject({ code: "ENOENT" });
-    expect(await a.durable.store.readRecoveryMarker()).toMatchObject({ reason: expect.stringMatching(/fenced/) });
+    expect((await a.durable.store.readRecoveryMarker())?.reason).toMatch(/fenced/);
     const b = await instance(prefix);
     await expect(b.durable.run(b.holder, async () => b.holder.increment())).rejects.toBeInstanceOf(NeedsRecoveryError);
   });
