@@ -39,7 +39,13 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
     eligibility: createEligibilityChecker(),
-    xmtp: overrides.xmtp ?? createNodeSdkXmtp(config.xmtp),
+    xmtp:
+      overrides.xmtp ??
+      createNodeSdkXmtp(config.xmtp, {
+        redis: createRedis(config.redis, { plainResponses: true }),
+        keyPrefix: config.redis.keyPrefix,
+        logger: overrides.logger ?? createLogger(),
+      }),
     linkService: createLinkService({ url: config.linkService.url, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
     logger: overrides.logger ?? createLogger(),
   };

@@ -10,8 +10,12 @@ import {
   type PermissionLevel,
   type SortDirection,
 } from "@xmtp/node-sdk";
+import { Client as BindingClient } from "@xmtp/node-bindings";
 import type { Config } from "../config.js";
-import { createMutex } from "./mutex.js";
+import type { Logger } from "../log.js";
+import { describeError } from "../log.js";
+import type { Redis } from "../redis.js";
+import { createDurableDatabase, type DatabaseHolder, type DurableDatabase } from "./state/durable-database.js";
 import {
   toXmtpError,
   XmtpGroupNotFoundError,
@@ -36,10 +40,40 @@ export function xmtpDbPath(config: Config["xmtp"], walletAddress: Address): stri
 }
 
 /**
- * The production XMTP port: one `@xmtp/node-sdk` client per instance, created on first use
- * from the backend wallet, its operations serialized.
+ * The binding client inside an SDK client. node-sdk 5.5.0 keeps it private and offers no `close()`, but the
+ * binding's `releaseDbConnection()`/`dbReconnect()` are what make the database files complete on disk.
+ * It is reached through the one SDK call that forwards to it (`debugInformation.apiStatistics()`).
  */
-export function createNodeSdkXmtp(config: Config["xmtp"]): XmtpPort & { dbPath: string } {
+export function bindingClientOf(client: Client<unknown>): BindingClient {
+  const proto = BindingClient.prototype as { apiStatistics: (this: BindingClient) => unknown };
+  const original = proto.apiStatistics;
+  let captured: BindingClient | undefined;
+  proto.apiStatistics = function (this: BindingClient) {
+    captured = this;
+    return original.call(this);
+  };
+  try {
+    client.debugInformation.apiStatistics();
+  } finally {
+    proto.apiStatistics = original;
+  }
+  if (!captured) throw new Error("Could not reach the XMTP binding client");
+  return captured;
+}
+
+/** Where the durable database keeps its state, and who logs. */
+export interface XmtpStateOptions {
+  readonly redis: Redis;
+  readonly keyPrefix: string;
+  readonly logger: Logger;
+}
+
+/**
+ * The production XMTP port: one `@xmtp/node-sdk` client per instance, created on first use from the
+ * backend wallet. Every session runs inside the durable database (lease, newest version, persist), so
+ * the installation survives cold starts and never runs on an old copy of its state.
+ */
+export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOptions): XmtpPort & { dbPath: string; durable: DurableDatabase } {
   const { signer, address } = createWalletSigner(config.walletKey);
   const dbPath = xmtpDbPath(config, address);
   const options: ClientOptions = {
@@ -50,24 +84,59 @@ export function createNodeSdkXmtp(config: Config["xmtp"]): XmtpPort & { dbPath: 
     // Device sync would write to the database in the background, outside any session.
     disableDeviceSync: true,
   };
-  let client: Promise<Client<unknown>> | undefined;
-  const exclusive = createMutex();
+  let open: { client: Client<unknown>; binding: BindingClient; released: boolean } | undefined;
+  let recordedInstallation: string | undefined;
 
-  const getClient = (): Promise<Client<unknown>> => {
-    client ??= (async () => {
-      await mkdir(config.dbDir, { recursive: true });
-      const created: Client<unknown> = await Client.create(signer, options);
-      return created;
-    })().catch((error: unknown) => {
-      client = undefined;
+  const holder: DatabaseHolder = {
+    async release() {
+      if (open && !open.released) {
+        open.binding.releaseDbConnection();
+        open.released = true;
+      }
+    },
+    async discard() {
+      await holder.release();
+      open = undefined;
+    },
+  };
+
+  const durable = createDurableDatabase({
+    redis: state.redis,
+    keyPrefix: state.keyPrefix,
+    dbPath,
+    logger: state.logger,
+    installationId: () => open?.client.installationId ?? recordedInstallation ?? null,
+  });
+
+  const getClient = async (): Promise<Client<unknown>> => {
+    try {
+      if (open?.released) {
+        await open.binding.dbReconnect();
+        open.released = false;
+      }
+      if (!open) {
+        await mkdir(config.dbDir, { recursive: true });
+        const client: Client<unknown> = await Client.create(signer, options);
+        open = { client, binding: bindingClientOf(client), released: false };
+      }
+    } catch (error) {
+      open = undefined;
       throw toXmtpError(error, "client start");
-    });
+    }
+    const { client } = open;
+    if (recordedInstallation !== client.installationId) {
+      await durable.store
+        .recordInstallation({ installationId: client.installationId, inboxId: client.inboxId, address })
+        .then(() => (recordedInstallation = client.installationId))
+        .catch((error: unknown) => state.logger.warn("xmtp_installation_not_recorded", { error: describeError(error) }));
+    }
     return client;
   };
 
   return {
     dbPath,
-    withSession: (work) => exclusive(async () => work(sdkSession(await getClient()))),
+    durable,
+    withSession: (work) => durable.run(holder, async () => work(sdkSession(await getClient()))),
   };
 }
 

@@ -1,0 +1,47 @@
+import { Client } from "@xmtp/node-sdk";
+import { hexToBytes } from "viem";
+import { getConfig } from "../lib/config.js";
+import { createRedis } from "../lib/redis.js";
+import { recoverInstallation } from "../lib/xmtp/state/recovery.js";
+import { createSnapshotStore } from "../lib/xmtp/state/snapshot-store.js";
+import { createWalletSigner } from "../lib/xmtp/signer.js";
+
+// `npm run xmtp:recover -- [--status] [--force]`: shows the installation's state, or recovers one marked
+// needs-recovery (see README "Recovering the XMTP installation"). Uses the same env as the deployment.
+const args = new Set(process.argv.slice(2));
+const config = getConfig();
+const redis = createRedis(config.redis, { plainResponses: true });
+const store = createSnapshotStore(redis, config.redis.keyPrefix);
+
+if (args.has("--status")) {
+  const [manifest, marker, installation] = await Promise.all([store.readManifest(), store.readRecoveryMarker(), store.readInstallation()]);
+  console.log(
+    JSON.stringify(
+      {
+        installation,
+        version: manifest?.version ?? null,
+        committedAt: manifest?.committedAt ?? null,
+        bytes: manifest?.files.reduce((n, f) => n + f.size, 0) ?? 0,
+        needsRecovery: marker,
+      },
+      null,
+      2,
+    ),
+  );
+  process.exit(0);
+}
+
+const { signer } = createWalletSigner(config.xmtp.walletKey);
+const report = await recoverInstallation(
+  {
+    redis,
+    store,
+    revoke: (inboxId, ids) => Client.revokeInstallations(signer, inboxId, ids.map((id) => hexToBytes(`0x${id}`)), config.xmtp.env),
+  },
+  { force: args.has("--force") },
+);
+console.log(JSON.stringify(report, null, 2));
+if (report.status === "refused") process.exit(2);
+if (report.status === "recovered" && !report.revoked && report.retiredInstallationId) {
+  console.error(`The old installation ${report.retiredInstallationId} is not revoked yet; it will be listed among the inbox's installations until it is.`);
+}

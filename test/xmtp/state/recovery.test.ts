@@ -1,0 +1,62 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inject, describe, expect, it } from "vitest";
+import { createRedis } from "../../../lib/redis.js";
+import { createDurableDatabase, NeedsRecoveryError, PersistFailedError } from "../../../lib/xmtp/state/durable-database.js";
+import { recoverInstallation } from "../../../lib/xmtp/state/recovery.js";
+import { createSqliteHolder } from "../../support/sqlite-holder.js";
+
+const redis = createRedis(inject("upstash"), { plainResponses: true });
+
+async function brokenInstallation() {
+  const prefix = `rec${Math.random().toString(36).slice(2)}`;
+  const dbPath = join(await mkdtemp(join(tmpdir(), "rec-")), "x.db3");
+  const durable = createDurableDatabase({ redis, keyPrefix: prefix, dbPath, chunkSize: 4096 });
+  const holder = createSqliteHolder(dbPath);
+  await durable.run(holder, async () => holder.increment(10_000));
+  await durable.store.recordInstallation({ installationId: "aa".repeat(32), inboxId: "bb".repeat(32), address: "0x1" });
+  await expect(
+    durable.run(holder, async () => {
+      holder.increment();
+      await redis.incr(`${prefix}:xmtpdb:fence`);
+    }),
+  ).rejects.toBeInstanceOf(PersistFailedError);
+  return { prefix, durable, holder };
+}
+
+describe("recovering an installation marked needs-recovery", () => {
+  it("retires the stored database, revokes the broken installation, and lets the next session start afresh", async () => {
+    const { prefix, durable, holder } = await brokenInstallation();
+    await expect(durable.run(holder, async () => holder.read())).rejects.toBeInstanceOf(NeedsRecoveryError);
+    const revoked: string[][] = [];
+    const report = await recoverInstallation({ redis, store: durable.store, revoke: async (_inbox, ids) => void revoked.push([...ids]) });
+    expect(report).toMatchObject({ status: "recovered", retiredInstallationId: "aa".repeat(32), retiredVersion: 1, revoked: true });
+    expect(revoked).toEqual([["aa".repeat(32)]]);
+    expect(await durable.store.readRecoveryMarker()).toBeNull();
+    // Committed chunks are gone; only the fenced session's pending uploads remain, and they expire by themselves.
+    for (const key of await redis.keys(`${prefix}:xmtpdb:chunk:*`)) expect(await redis.pttl(key)).toBeGreaterThan(0);
+    expect(await redis.keys(`${prefix}:xmtpdb:manifest:retired:*`)).toHaveLength(1);
+    // First run again: a new database (a new installation, for XMTP) committed as version 1.
+    expect(await durable.run(holder, async () => holder.increment())).toEqual({ before: 0, after: 1 });
+    expect((await durable.store.readManifest())?.version).toBe(1);
+  });
+
+  it("does nothing when nothing is marked, and refuses a second recovery within a day unless forced", async () => {
+    const { durable } = await brokenInstallation();
+    const deps = { redis, store: durable.store, revoke: async () => {} };
+    expect((await recoverInstallation(deps)).status).toBe("recovered");
+    expect(await recoverInstallation(deps)).toEqual({ status: "nothing-to-do" });
+    await durable.store.markNeedsRecovery({ at: "", reason: "again", installationId: null, version: 0 });
+    const refused = await recoverInstallation(deps);
+    expect(refused.status).toBe("refused");
+    expect((await recoverInstallation(deps, { force: true })).status).toBe("recovered");
+  });
+
+  it("still resets the state when revoking fails, and says so", async () => {
+    const { durable } = await brokenInstallation();
+    const report = await recoverInstallation({ redis, store: durable.store, revoke: () => Promise.reject(new Error("network down")) });
+    expect(report).toMatchObject({ status: "recovered", revoked: false, revokeError: "network down" });
+    expect(await durable.store.readRecoveryMarker()).toBeNull();
+  });
+});
