@@ -49,6 +49,7 @@ export function bindingClientOf(client: Client<unknown>): BindingClient {
   const original = proto.apiStatistics;
   let captured: BindingClient | undefined;
   proto.apiStatistics = function (this: BindingClient) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- capturing the receiver is the point
     captured = this;
     return original.call(this);
   };

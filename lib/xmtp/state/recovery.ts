@@ -44,7 +44,7 @@ export async function recoverInstallation(deps: RecoveryDeps, options: { force?:
   try {
     const marker = await deps.store.readRecoveryMarker();
     if (!marker && !options.force) return { status: "nothing-to-do" };
-    const last = await storeCall("read recovery history", () => deps.redis.lindex(keys.history, 0));
+    const last: unknown = await storeCall("read recovery history", () => deps.redis.lindex(keys.history, 0));
     if (typeof last === "string" && !options.force) {
       const at = Date.parse((JSON.parse(last) as { at: string }).at);
       if (now().getTime() - at < RECOVERY_COOLDOWN_MS) {
