@@ -91,6 +91,25 @@ describe("durable database", () => {
     expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(1);
   });
 
+  it("carries the -wal and -shm files along when connections stay open, and the restored set has the newest data", async () => {
+    const prefix = newPrefix();
+    const a = await instance(prefix);
+    // A second connection held open across the session keeps SQLite from checkpointing the WAL away.
+    const keeper = createSqliteHolder(a.dbPath);
+    const leaky = { release: async () => {}, discard: async () => a.holder.discard() };
+    await a.durable.run(leaky, async () => {
+      keeper.read();
+      a.holder.increment();
+      a.holder.increment();
+    });
+    const suffixes = (await a.durable.store.readManifest())!.files.map((f) => f.suffix).sort();
+    expect(suffixes).toEqual(["", "-shm", "-wal"]);
+    await keeper.release();
+    await a.holder.release();
+    const b = await instance(prefix);
+    expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(2);
+  });
+
   it("makes no new version when a session changed nothing", async () => {
     const prefix = newPrefix();
     const a = await instance(prefix);

@@ -1,0 +1,102 @@
+import { randomBytes, randomInt } from "node:crypto";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createRedis } from "../lib/redis.js";
+import { createDurableDatabase, type DatabaseHolder } from "../lib/xmtp/state/durable-database.js";
+import { acquireLease } from "../lib/xmtp/state/lease.js";
+import { startRedisServer } from "../test/support/redis-server.js";
+import { runWorker } from "../test/support/spawn-worker.js";
+import { startUpstashBridge } from "../test/support/upstash-bridge.js";
+
+// `npm run bench`: the durable XMTP database against a local redis-server through the Upstash REST bridge.
+// The "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
+const PAGE = 4096;
+const server = await startRedisServer();
+const bridge = await startUpstashBridge(server.url);
+const upstash = { url: bridge.url, token: bridge.token };
+const redis = createRedis(upstash, { plainResponses: true });
+const noHandle: DatabaseHolder = { release: async () => {}, discard: async () => {} };
+const ms = (t: number) => `${t.toFixed(0)} ms`;
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MB`;
+const time = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
+  const t = performance.now();
+  const r = await fn();
+  return [performance.now() - t, r];
+};
+const instance = async (prefix: string) => {
+  const dbPath = join(await mkdtemp(join(tmpdir(), "bench-")), "x.db3");
+  return { dbPath, durable: createDurableDatabase({ redis, keyPrefix: prefix, dbPath, persistBudgetMs: 120_000 }) };
+};
+const changePages = async (path: string, pages: number, totalPages: number) => {
+  const fh = await open(path, "r+");
+  for (let i = 0; i < pages; i++) await fh.write(randomBytes(PAGE), 0, PAGE, randomInt(totalPages) * PAGE);
+  await fh.close();
+};
+
+const rows: string[][] = [];
+for (const sizeMb of [1, 20, 100]) {
+  const prefix = `bench${sizeMb}-${Date.now()}`;
+  const totalPages = (sizeMb * 1024 * 1024) / PAGE;
+  const a = await instance(prefix);
+  // First commit: the whole file goes up (the baseline a non-chunked design pays on every persist).
+  const [fullMs] = await time(() => a.durable.run(noHandle, () => writeFile(a.dbPath, randomBytes(sizeMb * 1024 * 1024))));
+  const fullBytes = a.durable.store.stats.bytesUploaded;
+
+  const b = await instance(prefix);
+  const [coldMs] = await time(() => b.durable.run(noHandle, async () => {}));
+  const coldBytes = b.durable.store.stats.bytesDownloaded;
+  await b.durable.run(noHandle, async () => {});
+  const warmBytes = b.durable.store.stats.bytesDownloaded - coldBytes;
+
+  for (const [label, pages] of [
+    ["1 page", 1],
+    ["1 % of pages", Math.ceil(totalPages / 100)],
+    ["10 % of pages", Math.ceil(totalPages / 10)],
+  ] as const) {
+    const up0 = b.durable.store.stats.bytesUploaded;
+    const [persistMs] = await time(() => b.durable.run(noHandle, () => changePages(b.dbPath, pages, totalPages)));
+    const up = b.durable.store.stats.bytesUploaded - up0;
+    rows.push([`${sizeMb} MB`, `persist after ${label}`, ms(persistMs), mb(up), `${((up / fullBytes) * 100).toFixed(1)} % of whole-file upload (${ms(fullMs)})`]);
+  }
+  // The instance that fell behind fetches only what changed.
+  const d0 = a.durable.store.stats.bytesDownloaded;
+  const [staleMs] = await time(() => a.durable.run(noHandle, async () => {}));
+  rows.push([`${sizeMb} MB`, "whole-file upload (first commit)", ms(fullMs), mb(fullBytes), ""]);
+  rows.push([`${sizeMb} MB`, "cold restore", ms(coldMs), mb(coldBytes), ""]);
+  rows.push([`${sizeMb} MB`, "warm start", "", mb(warmBytes), "downloaded"]);
+  rows.push([`${sizeMb} MB`, "stale by 3 versions, catch up", ms(staleMs), mb(a.durable.store.stats.bytesDownloaded - d0), "downloaded"]);
+  await rm(a.dbPath, { force: true });
+  await rm(b.dbPath, { force: true });
+  await redis.flushdb();
+}
+
+// Lease round trips.
+const latencies: number[] = [];
+for (let i = 0; i < 200; i++) {
+  const [t, lease] = await time(() => acquireLease(redis, { leaseKey: "bench:lease", fenceKey: "bench:fence", ttlMs: 5000, waitMs: 1000 }));
+  const [r] = await time(() => lease.release());
+  latencies.push(t + r);
+}
+latencies.sort((x, y) => x - y);
+rows.push(["-", "lease acquire+release", `p50 ${latencies[100]!.toFixed(2)} ms, p95 ${latencies[190]!.toFixed(2)} ms`, "", "200 rounds"]);
+
+// Back-to-back sessions from 4 processes (real SQLite counter, each process its own directory).
+const prefix = `benchp-${Date.now()}`;
+const perProcess = 25;
+const [wallMs, results] = await time(() =>
+  Promise.all(
+    Array.from({ length: 4 }, async () =>
+      runWorker({ ...upstash, prefix, dbPath: join(await mkdtemp(join(tmpdir(), "benchp-")), "x.db3"), iterations: perProcess, leaseTtlMs: 5000 }),
+    ),
+  ),
+);
+const sessions = results.reduce((n, r) => n + r.acks.length, 0);
+rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 1000).toFixed(1)} sessions/s`, "", `${sessions} sessions in ${ms(wallMs)} (incl. process start)`]);
+
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "));
+console.log(`bridge: ${bridge.stats.requests} requests, largest ${mb(bridge.stats.maxRequestBytes)} (Upstash limit 10 MB)`);
+await bridge.close();
+await server.stop();
+process.exit(0);
