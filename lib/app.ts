@@ -1,5 +1,5 @@
 import { getConfig, type Config } from "./config.js";
-import { createEligibilityChecker, type EligibilityChecker } from "./eligibility/evaluate.js";
+import { createEligibilityService, type EligibilityService } from "./eligibility/service.js";
 import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
 import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
 import { createLinkService, type LinkService } from "./link-service.js";
@@ -14,7 +14,7 @@ export interface App {
   readonly redis: Redis;
   readonly registry: GroupRegistry;
   readonly audit: AuditLog;
-  readonly eligibility: EligibilityChecker;
+  readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
   readonly linkService: LinkService;
   readonly logger: Logger;
@@ -38,7 +38,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     redis,
     registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
-    eligibility: createEligibilityChecker(),
+    eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:
       overrides.xmtp ??
       createNodeSdkXmtp(config.xmtp, {

@@ -27,6 +27,14 @@ export interface Config {
   readonly webhookSecret: string;
   /** This deployment's base URL, without a trailing slash. */
   readonly publicUrl: string;
+  readonly eligibility: {
+    /** Where holdings are read: the chains over JSON-RPC, or Airstack's API. */
+    readonly provider: "onchain" | "airstack";
+    /** JSON-RPC URL per chain id, from `RPC_URL_<chainId>`. */
+    readonly rpcUrls: ReadonlyMap<number, string>;
+    readonly airstackApiKey: string | null;
+    readonly cacheTtlSeconds: number;
+  };
   readonly linkService: {
     /** Where group links are registered. */
     readonly url: string;
@@ -66,6 +74,10 @@ const PROBLEMS: Record<string, string> = {
   PUBLIC_URL: "must be an https URL (http only for localhost) with no path, query or fragment",
   LINK_SERVICE_URL: "must be an https URL (http only for localhost)",
   LINK_BASE_URL: "must be an https URL (http only for localhost)",
+  ELIGIBILITY_PROVIDER: "must be onchain or airstack",
+  AIRSTACK_API_KEY: "must be set when ELIGIBILITY_PROVIDER is airstack",
+  ELIGIBILITY_CACHE_TTL_SECONDS: "must be a whole number of seconds from 0 to 3600",
+  RPC_URL: "must be an http(s) URL",
 };
 
 const isLocalHost = (host: string): boolean =>
@@ -114,7 +126,25 @@ const EnvSchema = v.object({
   ),
   LINK_SERVICE_URL: optional(webUrl("LINK_SERVICE_URL")),
   LINK_BASE_URL: optional(webUrl("LINK_BASE_URL")),
+  ELIGIBILITY_PROVIDER: optional(v.picklist(["onchain", "airstack"], PROBLEMS.ELIGIBILITY_PROVIDER)),
+  AIRSTACK_API_KEY: optional(v.string()),
+  ELIGIBILITY_CACHE_TTL_SECONDS: optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS), v.transform(Number), v.maxValue(3600, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS))),
 });
+
+// RPC URLs are open-ended (one variable per chain), so they are read beside the schema.
+const RPC_URL_VARIABLE = /^RPC_URL_(\d{1,12})$/;
+function readRpcUrls(env: Record<string, string | undefined>, problems: { variable: string; problem: string }[]): Map<number, string> {
+  const urls = new Map<number, string>();
+  for (const [name, raw] of Object.entries(env)) {
+    const match = RPC_URL_VARIABLE.exec(name);
+    const value = raw?.trim();
+    if (!match?.[1] || !value) continue;
+    const parsed = v.safeParse(webUrl("RPC_URL"), value);
+    if (parsed.success) urls.set(Number(match[1]), parsed.output);
+    else problems.push({ variable: name, problem: PROBLEMS.RPC_URL! });
+  }
+  return urls;
+}
 
 /**
  * Validates an environment and returns the typed configuration.
@@ -139,6 +169,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const variable = e.UPSTASH_REDIS_REST_URL ? "UPSTASH_REDIS_REST_TOKEN" : "KV_REST_API_TOKEN";
     problems.push({ variable, problem: PROBLEMS[variable]! });
   }
+  const rpcUrls = readRpcUrls(env, problems);
+  const provider = e.ELIGIBILITY_PROVIDER ?? "onchain";
+  if (provider === "airstack" && !e.AIRSTACK_API_KEY) problems.push({ variable: "AIRSTACK_API_KEY", problem: PROBLEMS.AIRSTACK_API_KEY! });
   if (problems.length > 0 || !redisUrl || !redisToken) throw new ConfigError(problems);
 
   return {
@@ -153,6 +186,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminApiKey: e.ADMIN_API_KEY,
     webhookSecret: e.WEBHOOK_SECRET,
     publicUrl: new URL(e.PUBLIC_URL).origin,
+    eligibility: {
+      provider,
+      rpcUrls,
+      airstackApiKey: e.AIRSTACK_API_KEY ?? null,
+      cacheTtlSeconds: e.ELIGIBILITY_CACHE_TTL_SECONDS ?? 60,
+    },
     linkService: {
       url: e.LINK_SERVICE_URL ?? SEED_LINK_SERVICE_URL,
       baseUrl: e.LINK_BASE_URL ?? SEED_LINK_BASE_URL,

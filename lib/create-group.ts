@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import * as v from "valibot";
 import type { Config } from "./config.js";
+import type { EligibilityService } from "./eligibility/service.js";
 import { OPEN_RULES, RulesSchema, type Rules } from "./eligibility/rules.js";
 import { ConflictError, InvalidRequestError } from "./errors.js";
 import { webhookToken } from "./groups/link-token.js";
@@ -36,6 +37,7 @@ export interface CreateGroupDeps {
   readonly xmtp: XmtpPort;
   readonly registry: GroupRegistry;
   readonly linkService: LinkService;
+  readonly eligibility: Pick<EligibilityService, "prepare">;
   readonly logger: Logger;
 }
 
@@ -71,6 +73,8 @@ export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput
 
   let record: GroupRecord;
   try {
+    // Rules are checked (and enriched from the chain) before anything is created.
+    const rules = await deps.eligibility.prepare(input.rules);
     const group = await deps.xmtp.withSession((session) =>
       session.createGroup({ name: input.name, description: input.description, ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}) }),
     );
@@ -80,7 +84,7 @@ export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput
         name: input.name,
         description: input.description,
         ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}),
-        rules: input.rules,
+        rules,
       },
       idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint },
     );

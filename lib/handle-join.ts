@@ -67,7 +67,7 @@ export async function decideJoin(
     deps.audit.append(groupId, { source, action: "join", address, outcome, ...(reason ? { reason } : {}) });
 
   try {
-    const eligibility = await deps.eligibility.check(group.rules, address);
+    const eligibility = await deps.eligibility.check(group.rules, address, groupId);
     if (!eligibility.eligible) {
       await audit("denied", eligibility.reason);
       return { status: "DENIED", reason: eligibility.reason };

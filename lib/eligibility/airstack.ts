@@ -1,0 +1,116 @@
+import * as v from "valibot";
+import { parseUnits } from "viem";
+import { InvalidRequestError } from "../errors.js";
+import type { Address } from "../xmtp/port.js";
+import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
+import { leaves, type Rules } from "./rules.js";
+
+/** Airstack's GraphQL endpoint. */
+export const AIRSTACK_URL = "https://api.airstack.xyz/gql";
+/** The chains Airstack's `TokenBlockchain` enum names. */
+export const AIRSTACK_CHAINS: Readonly<Record<number, string>> = { 1: "ethereum", 8453: "base", 137: "polygon", 7777777: "zora" };
+
+const TOKEN_BALANCES = `query TokenBalances($owner: Identity!, $tokenAddress: Address!, $tokenType: [TokenType!], $blockchain: TokenBlockchain!) {
+  TokenBalances(input: {filter: {owner: {_eq: $owner}, tokenAddress: {_eq: $tokenAddress}, tokenType: {_in: $tokenType}}, blockchain: $blockchain, limit: 200}) {
+    TokenBalance { amount formattedAmount tokenId tokenAddress tokenType token { decimals } }
+  }
+}`;
+const POAPS = `query Poaps($owner: Identity!, $eventId: String!) {
+  Poaps(input: {filter: {owner: {_eq: $owner}, eventId: {_eq: $eventId}}, blockchain: ALL, limit: 1}) {
+    Poap { eventId tokenId }
+  }
+}`;
+
+const GraphQLResponse = v.object({
+  data: v.optional(v.nullable(v.record(v.string(), v.unknown()))),
+  errors: v.optional(v.array(v.object({ message: v.string() }))),
+});
+const TokenBalancesData = v.object({
+  TokenBalances: v.nullable(
+    v.object({
+      TokenBalance: v.nullable(
+        v.array(
+          v.object({
+            amount: v.union([v.string(), v.number()]),
+            tokenId: v.nullish(v.string()),
+            token: v.nullish(v.object({ decimals: v.nullish(v.number()) })),
+          }),
+        ),
+      ),
+    }),
+  ),
+});
+const PoapsData = v.object({ Poaps: v.nullable(v.object({ Poap: v.nullable(v.array(v.object({ eventId: v.string() }))) })) });
+
+/**
+ * Reads holdings from Airstack's GraphQL API (`ELIGIBILITY_PROVIDER=airstack`): `TokenBalances` for
+ * ERC-20/721/1155 and `Poaps` for POAPs, `Authorization: <key>`. Its failures (HTTP errors, 429,
+ * GraphQL errors, unexpected shapes) are {@link EligibilitySourceError}s, never denials.
+ */
+export function createAirstackSource(options: { apiKey: string; fetch?: typeof fetch; url?: string; timeoutMs?: number }): HoldingsSource & {
+  prepare(rules: Rules): Promise<Rules>;
+} {
+  const doFetch: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
+  const query = async (text: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    let response: Response;
+    try {
+      response = await doFetch(options.url ?? AIRSTACK_URL, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: options.apiKey },
+        body: JSON.stringify({ query: text, variables }),
+        signal: AbortSignal.timeout(options.timeoutMs ?? 8000),
+      });
+    } catch (cause) {
+      throw new EligibilitySourceError("Airstack unreachable", { cause });
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new EligibilitySourceError(`Airstack answered HTTP ${response.status}`);
+    }
+    const parsed = v.safeParse(GraphQLResponse, await response.json().catch(() => null));
+    if (!parsed.success) throw new EligibilitySourceError("Airstack answered an unexpected shape");
+    if (parsed.output.errors?.length) throw new EligibilitySourceError(`Airstack GraphQL error: ${parsed.output.errors[0]!.message}`);
+    if (!parsed.output.data) throw new EligibilitySourceError("Airstack answered without data");
+    return parsed.output.data;
+  };
+
+  const checkLeaf = async (leaf: ExternalLeaf, owner: Address): Promise<boolean> => {
+    if (leaf.type === "poap") {
+      const data = v.safeParse(PoapsData, await query(POAPS, { owner, eventId: String(leaf.eventId) }));
+      if (!data.success) throw new EligibilitySourceError("Airstack Poaps answered an unexpected shape");
+      return (data.output.Poaps?.Poap ?? []).some((p) => p.eventId === String(leaf.eventId));
+    }
+    const blockchain = AIRSTACK_CHAINS[leaf.chainId];
+    if (!blockchain) throw new EligibilitySourceError(`Airstack does not serve ${chainName(leaf.chainId)}`);
+    const tokenAddress = leaf.type === "erc20" ? leaf.token : leaf.contract;
+    const tokenType = leaf.type === "erc20" ? "ERC20" : leaf.type === "erc721" ? "ERC721" : "ERC1155";
+    const data = v.safeParse(TokenBalancesData, await query(TOKEN_BALANCES, { owner, tokenAddress, tokenType: [tokenType], blockchain }));
+    if (!data.success) throw new EligibilitySourceError("Airstack TokenBalances answered an unexpected shape");
+    const rows = data.output.TokenBalances?.TokenBalance ?? [];
+    const amount = (row: (typeof rows)[number]) => BigInt(String(row.amount).split(".")[0] ?? "0");
+    switch (leaf.type) {
+      case "erc20": {
+        // `amount` is in base units; decimals come from the rule (read on chain at create) or Airstack's token.
+        const decimals = leaf.decimals ?? rows[0]?.token?.decimals ?? 18;
+        return rows.reduce((sum, row) => sum + amount(row), 0n) >= parseUnits(leaf.minBalance, decimals);
+      }
+      case "erc721":
+        if (leaf.tokenId !== undefined) return rows.some((row) => row.tokenId === leaf.tokenId && amount(row) > 0n);
+        return rows.filter((row) => amount(row) > 0n).length >= leaf.minCount;
+      case "erc1155":
+        return rows.filter((row) => row.tokenId === leaf.tokenId).reduce((sum, row) => sum + amount(row), 0n) >= BigInt(leaf.minBalance);
+    }
+  };
+
+  return {
+    check: (list, owner) => Promise.all(list.map((leaf) => checkLeaf(leaf, owner))),
+    async prepare(rules) {
+      for (const leaf of leaves(rules)) {
+        if ((leaf.type === "erc20" || leaf.type === "erc721" || leaf.type === "erc1155") && !AIRSTACK_CHAINS[leaf.chainId]) {
+          throw new InvalidRequestError(`Airstack does not serve ${chainName(leaf.chainId)}; use chainId ${Object.keys(AIRSTACK_CHAINS).join(", ")}`);
+        }
+      }
+      return rules;
+    },
+  };
+}
