@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { createRedis } from "../lib/redis.js";
 import { createDurableDatabase, type DatabaseHolder } from "../lib/xmtp/state/durable-database.js";
 import { acquireLease } from "../lib/xmtp/state/lease.js";
+import { createEligibilityService } from "../lib/eligibility/service.js";
+import { POAP_CONTRACT } from "../lib/eligibility/onchain.js";
+import { startLocalChain } from "../test/support/evm.js";
 import { startRedisServer } from "../test/support/redis-server.js";
 import { runWorker } from "../test/support/spawn-worker.js";
 import { startUpstashBridge } from "../test/support/upstash-bridge.js";
@@ -93,6 +96,50 @@ const [wallMs, results] = await time(() =>
 );
 const sessions = results.reduce((n, r) => n + r.acks.length, 0);
 rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 1000).toFixed(1)} sessions/s`, "", `${sessions} sessions in ${ms(wallMs)} (incl. process start)`]);
+
+// Eligibility: a 5-leaf rule against a real local EVM (anvil), with and without the Redis cache.
+{
+  const chain = await startLocalChain(100);
+  const usdc = await chain.deploy("TestERC20", ["USD Coin", "USDC", 6]);
+  const dai = await chain.deploy("TestERC20", ["Dai", "DAI", 18]);
+  const nft = await chain.deploy("TestERC721", ["Cool Cats"]);
+  const multi = await chain.deploy("TestERC1155");
+  await chain.placeAt(POAP_CONTRACT, "TestPoap");
+  let rpcRequests = 0;
+  const counting: typeof fetch = (input, init) => {
+    rpcRequests++;
+    return fetch(input, init);
+  };
+  const config = { provider: "onchain" as const, rpcUrls: new Map([[100, chain.url]]), airstackApiKey: null };
+  const uncached = createEligibilityService({ ...config, cacheTtlSeconds: 0 }, redis, "benchelig", counting);
+  const cached = createEligibilityService({ ...config, cacheTtlSeconds: 60 }, redis, "benchelig", counting);
+  const lower = (a: string) => a.toLowerCase() as `0x${string}`;
+  const rules = await uncached.prepare({
+    all: [
+      { type: "erc20", chainId: 100, token: lower(usdc), minBalance: "1" },
+      { type: "erc20", chainId: 100, token: lower(dai), minBalance: "1" },
+      { type: "erc721", chainId: 100, contract: lower(nft), minCount: 1 },
+      { type: "erc1155", chainId: 100, contract: lower(multi), tokenId: "1", minBalance: "1" },
+      { type: "poap", eventId: 7 },
+    ],
+  });
+  const wallets = Array.from({ length: 50 }, (_, i) => lower(`0x${(i + 1).toString(16).padStart(40, "0")}`));
+  const measure = async (service: typeof cached) => {
+    const t: number[] = [];
+    for (const w of wallets) t.push((await time(() => service.check(rules, w, "group")))[0]);
+    return t.sort((x, y) => x - y);
+  };
+  const r0 = rpcRequests;
+  const cold = await measure(uncached);
+  const perDecision = (rpcRequests - r0) / wallets.length;
+  await measure(cached); // fill
+  const r1 = rpcRequests;
+  const warm = await measure(cached);
+  const pct = (t: number[], p: number) => t[Math.floor((t.length - 1) * p)]!.toFixed(2);
+  rows.push(["-", "eligibility, 5 leaves, no cache", `p50 ${pct(cold, 0.5)} ms, p95 ${pct(cold, 0.95)} ms`, "", `${perDecision} JSON-RPC HTTP requests per decision`]);
+  rows.push(["-", "eligibility, 5 leaves, cached", `p50 ${pct(warm, 0.5)} ms, p95 ${pct(warm, 0.95)} ms`, "", `${(rpcRequests - r1) / wallets.length} JSON-RPC requests per decision`]);
+  await chain.stop();
+}
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "));

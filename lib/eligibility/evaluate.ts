@@ -59,9 +59,14 @@ export function describeLeaf(leaf: LeafRule): string {
     case "erc20":
       return `Hold at least ${leaf.minBalance} ${leaf.symbol ?? `of token ${short(leaf.token)}`} on ${chainName(leaf.chainId)}`;
     case "erc721": {
-      const collection = leaf.name ?? `NFT ${short(leaf.contract)}`;
-      if (leaf.tokenId !== undefined) return `Hold ${collection} #${leaf.tokenId} on ${chainName(leaf.chainId)}`;
-      return `Hold at least ${leaf.minCount} ${collection} NFT${leaf.minCount === 1 ? "" : "s"} on ${chainName(leaf.chainId)}`;
+      const on = `on ${chainName(leaf.chainId)}`;
+      const plural = leaf.minCount === 1 ? "" : "s";
+      if (leaf.name) {
+        if (leaf.tokenId !== undefined) return `Hold ${leaf.name} #${leaf.tokenId} ${on}`;
+        return `Hold at least ${leaf.minCount} ${leaf.name} NFT${plural} ${on}`;
+      }
+      if (leaf.tokenId !== undefined) return `Hold NFT #${leaf.tokenId} from ${short(leaf.contract)} ${on}`;
+      return `Hold at least ${leaf.minCount} NFT${plural} from ${short(leaf.contract)} ${on}`;
     }
     case "erc1155":
       return `Hold at least ${leaf.minBalance} of token #${leaf.tokenId} of ${short(leaf.contract)} on ${chainName(leaf.chainId)}`;

@@ -160,7 +160,7 @@ export const RulesSchema = v.pipe(
 function jsonDepth(value: unknown, depth = 0): number {
   if (depth > 64 || value === null || typeof value !== "object") return depth;
   let max = depth;
-  for (const child of Object.values(value as object)) max = Math.max(max, jsonDepth(child, depth + 1));
+  for (const child of Object.values(value)) max = Math.max(max, jsonDepth(child, depth + 1));
   return max;
 }
 

@@ -117,6 +117,19 @@ describe("POST /api/webhook", () => {
     expect(entries[0]).toMatchObject({ outcome: "error" });
   });
 
+  it("503 ERROR (not DENIED) when the chain cannot be read, and nothing is cached", async () => {
+    t = createTestApp({ env: { RPC_URL_100: "http://127.0.0.1:9", ELIGIBILITY_CACHE_TTL_SECONDS: "60" } });
+    setApp(t.app);
+    const groupId = await activeGroup({ type: "erc20", chainId: 100, token: `0x${"ab".repeat(20)}`, minBalance: "1", decimals: 18, symbol: "TKN" });
+    const address = wallet();
+    t.network.register(address);
+    const res = await join(groupId, address);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ status: "ERROR", reason: "Could not check this wallet's holdings right now; try again in a moment" });
+    expect(t.network.memberAddresses(groupId)).not.toContain(address.toLowerCase());
+    expect(await t.app.redis.keys(`${t.config.redis.keyPrefix}:elig:*`)).toEqual([]);
+  });
+
   it.each([
     ["short address", { groupLinkId: "L1", topic: "ab", walletAddress: "0x1234" }, /walletAddress/],
     ["bad checksum", { groupLinkId: "L1", topic: "ab", walletAddress: "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266" }, /checksum/],

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { withEligibilityCache } from "../../lib/eligibility/cache.js";
+import { EligibilitySourceError, type EligibilityChecker } from "../../lib/eligibility/evaluate.js";
+import type { Rules } from "../../lib/eligibility/rules.js";
+import type { Address } from "../../lib/xmtp/port.js";
+import { testRedis } from "../support/test-app.js";
+
+const redis = testRedis();
+const owner = ("0x" + "33".repeat(20)) as Address;
+
+describe("eligibility cache (Redis)", () => {
+  it("answers a repeat within the TTL from Redis, per group and rules, and never caches failures", async () => {
+    let calls = 0;
+    let fail = false;
+    const inner: EligibilityChecker = {
+      check: async () => {
+        calls++;
+        if (fail) throw new EligibilitySourceError("down");
+        return { eligible: false, reason: "nope" };
+      },
+    };
+    const prefix = `cache${Math.random().toString(36).slice(2)}`;
+    const cached = withEligibilityCache(inner, redis, prefix, 60);
+    const rules: Rules = { type: "poap", eventId: 1 };
+    expect(await cached.check(rules, owner, "g1")).toEqual({ eligible: false, reason: "nope" });
+    expect(await cached.check(rules, owner, "g1")).toEqual({ eligible: false, reason: "nope" });
+    expect(calls).toBe(1);
+    await cached.check({ type: "poap", eventId: 2 }, owner, "g1"); // other rules: not the same answer
+    await cached.check(rules, owner, "g2"); // other group
+    expect(calls).toBe(3);
+    fail = true;
+    await expect(cached.check({ type: "poap", eventId: 3 }, owner, "g1")).rejects.toBeInstanceOf(EligibilitySourceError);
+    fail = false;
+    expect(await cached.check({ type: "poap", eventId: 3 }, owner, "g1")).toEqual({ eligible: false, reason: "nope" });
+    expect(await redis.ttl(`${prefix}:elig:g1:${owner}:${(await import("node:crypto")).createHash("sha256").update(JSON.stringify(rules)).digest("hex").slice(0, 16)}`)).toBeGreaterThan(50);
+  });
+});
