@@ -181,7 +181,7 @@ function enrich(rules: Rules, meta: ReadonlyMap<ExternalLeaf, object>): Rules {
   if ("all" in rules) return { all: rules.all.map((r) => enrich(r, meta)) };
   if ("any" in rules) return { any: rules.any.map((r) => enrich(r, meta)) };
   const extra = meta.get(rules as ExternalLeaf);
-  return extra ? ({ ...rules, ...extra } as Rules) : rules;
+  return extra ? ({ ...rules, ...extra }) : rules;
 }
 
 function isRevert(error: unknown): boolean {
