@@ -1,9 +1,11 @@
 import { getConfig, type Config } from "./config.js";
 import { createEligibilityService, type EligibilityService } from "./eligibility/service.js";
 import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
+import { createMemberStore, type MemberStore } from "./groups/members.js";
 import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
 import { createLinkService, type LinkService } from "./link-service.js";
 import { createLogger, type Logger } from "./log.js";
+import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { createRedis, type Redis } from "./redis.js";
 import { createNodeSdkXmtp } from "./xmtp/node-sdk-adapter.js";
 import type { XmtpPort } from "./xmtp/port.js";
@@ -14,6 +16,8 @@ export interface App {
   readonly redis: Redis;
   readonly registry: GroupRegistry;
   readonly audit: AuditLog;
+  readonly members: MemberStore;
+  readonly rateLimiter: RateLimiter;
   readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
   readonly linkService: LinkService;
@@ -38,6 +42,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     redis,
     registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
+    members: createMemberStore(redis, config.redis.keyPrefix, now),
+    rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, () => now().getTime()),
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:
       overrides.xmtp ??

@@ -35,6 +35,13 @@ export interface Config {
     readonly airstackApiKey: string | null;
     readonly cacheTtlSeconds: number;
   };
+  readonly rateLimits: {
+    /** Webhook requests per wallet (default 5 a minute). */
+    readonly perWallet: { readonly limit: number; readonly windowSeconds: number };
+    /** Webhook requests per group (default 300 per 5 minutes: well under XMTP's 3,000 writes per 5 minutes per client). */
+    readonly perGroup: { readonly limit: number; readonly windowSeconds: number };
+  };
+  readonly cronSecret: string | null;
   readonly linkService: {
     /** Where group links are registered. */
     readonly url: string;
@@ -78,6 +85,9 @@ const PROBLEMS: Record<string, string> = {
   AIRSTACK_API_KEY: "must be set when ELIGIBILITY_PROVIDER is airstack",
   ELIGIBILITY_CACHE_TTL_SECONDS: "must be a whole number of seconds from 0 to 3600",
   RPC_URL: "must be an http(s) URL",
+  WEBHOOK_RATE_LIMIT_PER_WALLET: "must be <count>/<seconds>, e.g. 5/60",
+  WEBHOOK_RATE_LIMIT_PER_GROUP: "must be <count>/<seconds>, e.g. 300/300",
+  CRON_SECRET: "must be at least 16 characters",
 };
 
 const isLocalHost = (host: string): boolean =>
@@ -95,6 +105,17 @@ const webUrl = (name: string) =>
         return false;
       }
     }, PROBLEMS[name]),
+  );
+
+const rateLimit = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d{1,6}\/\d{1,6}$/, PROBLEMS[name]),
+    v.transform((raw) => {
+      const [limit, windowSeconds] = raw.split("/").map(Number);
+      return { limit: limit!, windowSeconds: windowSeconds! };
+    }),
+    v.check((r) => r.limit > 0 && r.windowSeconds > 0, PROBLEMS[name]),
   );
 
 // An unset variable and an empty one (as the Vercel dashboard can leave it) mean the same.
@@ -126,6 +147,9 @@ const EnvSchema = v.object({
   ),
   LINK_SERVICE_URL: optional(webUrl("LINK_SERVICE_URL")),
   LINK_BASE_URL: optional(webUrl("LINK_BASE_URL")),
+  WEBHOOK_RATE_LIMIT_PER_WALLET: optional(rateLimit("WEBHOOK_RATE_LIMIT_PER_WALLET")),
+  WEBHOOK_RATE_LIMIT_PER_GROUP: optional(rateLimit("WEBHOOK_RATE_LIMIT_PER_GROUP")),
+  CRON_SECRET: optional(v.pipe(v.string(), v.minLength(16, PROBLEMS.CRON_SECRET))),
   ELIGIBILITY_PROVIDER: optional(v.picklist(["onchain", "airstack"], PROBLEMS.ELIGIBILITY_PROVIDER)),
   AIRSTACK_API_KEY: optional(v.string()),
   ELIGIBILITY_CACHE_TTL_SECONDS: optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS), v.transform(Number), v.maxValue(3600, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS))),
@@ -192,6 +216,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       airstackApiKey: e.AIRSTACK_API_KEY ?? null,
       cacheTtlSeconds: e.ELIGIBILITY_CACHE_TTL_SECONDS ?? 60,
     },
+    rateLimits: {
+      perWallet: e.WEBHOOK_RATE_LIMIT_PER_WALLET ?? { limit: 5, windowSeconds: 60 },
+      perGroup: e.WEBHOOK_RATE_LIMIT_PER_GROUP ?? { limit: 300, windowSeconds: 300 },
+    },
+    cronSecret: e.CRON_SECRET ?? null,
     linkService: {
       url: e.LINK_SERVICE_URL ?? SEED_LINK_SERVICE_URL,
       baseUrl: e.LINK_BASE_URL ?? SEED_LINK_BASE_URL,

@@ -51,6 +51,17 @@ export class ConflictError extends Error {
   }
 }
 
+/** Too many requests for a wallet or a group (429 with Retry-After). */
+export class RateLimitedError extends Error {
+  override readonly name = "RateLimitedError";
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A service we depend on is down or slow; the same request may succeed later (503). */
 export class DependencyUnavailableError extends Error {
   override readonly name: string = "DependencyUnavailableError";

@@ -1,9 +1,12 @@
 import * as v from "valibot";
 import { AddressSchema } from "./address.js";
+import type { Config } from "./config.js";
 import type { EligibilityChecker } from "./eligibility/evaluate.js";
+import type { RateLimiter } from "./rate-limit.js";
 import { UnauthorizedError } from "./errors.js";
 import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
 import { isValidWebhookToken } from "./groups/link-token.js";
+import type { MemberStore } from "./groups/members.js";
 import type { GroupRegistry } from "./groups/registry.js";
 import type { Logger } from "./log.js";
 import { ADMIT_DENIAL_REASONS, admitMember } from "./membership.js";
@@ -27,9 +30,11 @@ export const INACTIVE_LINK_REASON = "This group link is not active";
 
 /** What deciding a join needs. */
 export interface JoinDeps {
-  readonly config: { readonly webhookSecret: string };
+  readonly config: { readonly webhookSecret: string; readonly rateLimits: Config["rateLimits"] };
+  readonly rateLimiter: RateLimiter;
   readonly registry: GroupRegistry;
   readonly audit: AuditLog;
+  readonly members: MemberStore;
   readonly eligibility: EligibilityChecker;
   readonly xmtp: XmtpPort;
   readonly logger: Logger;
@@ -38,11 +43,16 @@ export interface JoinDeps {
 /**
  * Checks the webhook token for the request's group, then decides the join (see {@link decideJoin}).
  * @throws {UnauthorizedError} when the token is missing or not the group's.
+ * @throws {import("./errors.js").RateLimitedError} over the per-wallet or per-group limit (429).
  */
 export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, token: string | null): Promise<JoinDecision> {
   if (!token || !isValidWebhookToken(deps.config.webhookSecret, request.topic.toLowerCase(), token)) {
     throw new UnauthorizedError("Missing or invalid webhook token");
   }
+  // Per wallet and per group, not per IP: every webhook call comes from the link service's few addresses.
+  const groupId = request.topic.toLowerCase();
+  await deps.rateLimiter.hit(`wallet:${request.walletAddress}`, deps.config.rateLimits.perWallet, "Too many join requests from this wallet; try again later");
+  await deps.rateLimiter.hit(`group:${groupId}`, deps.config.rateLimits.perGroup, "Too many join requests for this group right now; try again later");
   return decideJoin(deps, { groupId: request.topic.toLowerCase(), linkId: request.groupLinkId, address: request.walletAddress }, "webhook");
 }
 
@@ -74,6 +84,7 @@ export async function decideJoin(
     }
     const outcome = await deps.xmtp.withSession((session) => admitMember(session, groupId, address));
     if (outcome === "added" || outcome === "already-member") {
+      await deps.members.record(groupId, address, source === "join-page" ? "join-page" : "webhook");
       await audit(outcome);
       deps.logger.info("join_decided", { groupId, outcome });
       return { status: "SUCCESS" };

@@ -8,6 +8,7 @@ import {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
+  RateLimitedError,
   UnauthorizedError,
 } from "./errors.js";
 import { createLogger, describeError, type Logger } from "./log.js";
@@ -133,6 +134,9 @@ function classify(error: unknown, logger: Logger): Classified {
       ...(error.retryAfterSeconds ? { headers: { "retry-after": String(error.retryAfterSeconds) } } : {}),
     };
   }
+  if (error instanceof RateLimitedError) {
+    return { status: 429, body: { code: "rate_limited", message: error.message }, headers: { "retry-after": String(error.retryAfterSeconds) } };
+  }
   if (error instanceof PayloadTooLargeError) return { status: 413, body: { code: "payload_too_large", message: error.message } };
   if (error instanceof DependencyFailedError) {
     logger.warn("dependency_failed", { error: describeError(error) });
@@ -180,4 +184,23 @@ export function defineRoute(
       }
     },
   };
+}
+
+/**
+ * Validates the URL's query string against `schema`.
+ * @throws {InvalidRequestError}
+ */
+export function readQuery<S extends v.GenericSchema>(request: Request, schema: S): v.InferOutput<S> {
+  return parseInput(schema, Object.fromEntries(new URL(request.url).searchParams));
+}
+
+/**
+ * The group id in `/api/groups/<id>[/…]` (Vercel hands web handlers the original URL).
+ * @throws {InvalidRequestError} when it is not a group id.
+ */
+export function groupIdFromPath(request: Request): string {
+  const match = /\/api\/groups\/([^/?#]+)/.exec(new URL(request.url).pathname);
+  const id = decodeURIComponent(match?.[1] ?? "").toLowerCase();
+  if (!/^[0-9a-f]{1,128}$/.test(id)) throw new InvalidRequestError("The group id in the path must be hex");
+  return id;
 }

@@ -1,15 +1,25 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import createRoute from "../api/create.js";
+import groupAuditRoute from "../api/groups/[id]/audit.js";
+import groupMembersRoute from "../api/groups/[id]/members.js";
+import groupMessagesRoute from "../api/groups/[id]/messages.js";
+import groupRoute from "../api/groups/[id].js";
+import groupsRoute from "../api/groups/index.js";
 import webhookRoute from "../api/webhook.js";
 
 type Route = { fetch: (request: Request) => Promise<Response> };
 
-/** The functions as Vercel routes them (`api/<name>.ts` → `/api/<name>`). */
-export const ROUTES: Record<string, Route> = {
-  "/api/create": createRoute,
-  "/api/webhook": webhookRoute,
-};
+/** The functions as Vercel routes them (`api/<path>.ts` → `/api/<path>`, `[id]` a path segment). */
+export const ROUTES: [RegExp, Route][] = [
+  [/^\/api\/create$/, createRoute],
+  [/^\/api\/webhook$/, webhookRoute],
+  [/^\/api\/groups$/, groupsRoute],
+  [/^\/api\/groups\/[^/]+$/, groupRoute],
+  [/^\/api\/groups\/[^/]+\/members$/, groupMembersRoute],
+  [/^\/api\/groups\/[^/]+\/messages$/, groupMessagesRoute],
+  [/^\/api\/groups\/[^/]+\/audit$/, groupAuditRoute],
+];
 
 /** Serves the functions over plain HTTP, the way Vercel hands them web-standard Requests. */
 export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ url: string; server: Server; close(): Promise<void> }> {
@@ -34,7 +44,8 @@ export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ 
 
 async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
-  const route = ROUTES[url.pathname.replace(/\/+$/, "")];
+  const path = url.pathname.replace(/\/+$/, "");
+  const route = ROUTES.find(([pattern]) => pattern.test(path))?.[1];
   if (!route) {
     res.writeHead(404, { "content-type": "application/json" });
     res.end(JSON.stringify({ error: { code: "not_found", message: "No such endpoint" } }));

@@ -74,6 +74,8 @@ export interface GroupRegistry {
   claimIdempotencyKey(key: string, fingerprint: string): Promise<IdempotencyClaim>;
   /** Frees a claimed key whose attempt failed before any group existed, so a retry can start at once. */
   releaseIdempotencyKey(key: string, fingerprint: string): Promise<void>;
+  /** Changes name, description or rules of a group. @throws {CorruptStateError} when it vanished. */
+  update(groupId: string, changes: { name?: string; description?: string; rules?: Rules }): Promise<GroupRecord>;
   /** Group ids, newest first. */
   list(options: { offset: number; limit: number }): Promise<{ groupIds: string[]; total: number }>;
 }
@@ -115,6 +117,13 @@ export function createGroupRegistry(redis: Redis, keyPrefix: string, now: () => 
       if (!current) throw new CorruptStateError(`Group ${groupId} vanished before activation`);
       const record: GroupRecord = { ...current, state: "active", linkId, updatedAt: now().toISOString() };
       await storeCall("activate group", () => redis.set(groupKey(groupId), JSON.stringify(record)));
+      return record;
+    },
+    async update(groupId, changes) {
+      const current = await get(groupId);
+      if (!current) throw new CorruptStateError(`Group ${groupId} vanished before update`);
+      const record: GroupRecord = { ...current, ...changes, updatedAt: now().toISOString() };
+      await storeCall("update group", () => redis.set(groupKey(groupId), JSON.stringify(record)));
       return record;
     },
     async claimIdempotencyKey(key, fingerprint) {

@@ -130,6 +130,33 @@ describe("POST /api/webhook", () => {
     expect(await t.app.redis.keys(`${t.config.redis.keyPrefix}:elig:*`)).toEqual([]);
   });
 
+  it("429 with Retry-After past the per-wallet limit, and lets the wallet in again once the window has passed", async () => {
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    t = createTestApp({ env: { WEBHOOK_RATE_LIMIT_PER_WALLET: "2/60" }, overrides: { now: () => new Date(clock) } });
+    setApp(t.app);
+    const groupId = await activeGroup();
+    const address = wallet();
+    t.network.register(address);
+    expect((await join(groupId, address)).status).toBe(200);
+    expect((await join(groupId, address)).status).toBe(200);
+    const limited = await join(groupId, address);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await limited.json()).toMatchObject({ status: "ERROR", reason: "Too many join requests from this wallet; try again later" });
+    expect((await join(groupId, wallet())).status).toBe(200); // another wallet is not affected
+    clock += 125_000;
+    expect((await join(groupId, address)).status).toBe(200);
+  });
+
+  it("429 past the per-group ceiling", async () => {
+    t = createTestApp({ env: { WEBHOOK_RATE_LIMIT_PER_GROUP: "3/300" } });
+    setApp(t.app);
+    const groupId = await activeGroup();
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await join(groupId, wallet())).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+
   it.each([
     ["short address", { groupLinkId: "L1", topic: "ab", walletAddress: "0x1234" }, /walletAddress/],
     ["bad checksum", { groupLinkId: "L1", topic: "ab", walletAddress: "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266" }, /checksum/],

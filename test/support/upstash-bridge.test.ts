@@ -22,6 +22,12 @@ describe("Upstash REST bridge over redis-server", () => {
     expect(await p.exec()).toEqual(["2", 1]);
   });
 
+  it("answers HGETALL as Upstash does (a flat field/value array)", async () => {
+    await redis.hset(`${key}:h`, { a: "1", b: "two" });
+    const raw: unknown = await redis.hgetall(`${key}:h`);
+    expect(raw).toEqual(["a", "1", "b", "two"]);
+  });
+
   it("surfaces command errors as client errors", async () => {
     await redis.set(`${key}:s`, "x");
     await expect(redis.incr(`${key}:s`)).rejects.toThrow(/not an integer/);

@@ -26,6 +26,10 @@ export async function startUpstashBridge(redisUrl: string, token = "test-token-"
     if (Array.isArray(reply)) return reply.map((r) => encode(r, base64));
     if (Buffer.isBuffer(reply)) return base64 ? reply.toString("base64") : reply.toString("utf8");
     if (reply === "OK") return "OK";
+    // ioredis turns HGETALL's flat array into an object; Upstash answers the flat array.
+    if (reply !== null && typeof reply === "object") {
+      return Object.entries(reply as Record<string, Reply>).flatMap(([k, val]) => [encode(Buffer.from(k), base64), encode(val, base64)]);
+    }
     if (typeof reply === "string") return base64 ? Buffer.from(reply).toString("base64") : reply;
     return reply;
   };

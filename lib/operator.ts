@@ -1,0 +1,204 @@
+import * as v from "valibot";
+import { AddressSchema } from "./address.js";
+import type { Config } from "./config.js";
+import type { EligibilityService } from "./eligibility/service.js";
+import { RulesSchema, type Rules } from "./eligibility/rules.js";
+import { NotFoundError } from "./errors.js";
+import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
+import type { MemberStore } from "./groups/members.js";
+import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
+import { admitMember } from "./membership.js";
+import type { Address, XmtpPort } from "./xmtp/port.js";
+
+/** Most addresses one add/remove call takes (one MLS commit). */
+export const MAX_MEMBER_BATCH = 50;
+
+/** Pagination query: `?offset&limit`. */
+export const PageSchema = v.object({
+  offset: v.optional(v.pipe(v.string(), v.regex(/^\d{1,6}$/, "offset must be a whole number"), v.transform(Number)), "0"),
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, "limit must be a whole number"), v.transform(Number), v.minValue(1, "limit must be at least 1"), v.maxValue(100, "limit must be at most 100")), "20"),
+});
+
+/** `{addresses:[…]}` for adding or removing members. */
+export const AddressesSchema = v.strictObject({
+  addresses: v.pipe(
+    v.array(AddressSchema, "must be an array of addresses"),
+    v.minLength(1, "must list at least one address"),
+    v.maxLength(MAX_MEMBER_BATCH, `must list at most ${MAX_MEMBER_BATCH} addresses`),
+    v.transform((list) => [...new Set(list)]),
+  ),
+});
+
+/** `{text}` for sending a message. */
+export const MessageSchema = v.strictObject({
+  text: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(4000, "must be at most 4000 characters")),
+});
+
+/** `?limit&before` for listing messages. */
+export const MessagesQuerySchema = v.object({
+  limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, "limit must be a whole number"), v.transform(Number), v.minValue(1), v.maxValue(100, "limit must be at most 100")), "20"),
+  before: v.optional(v.pipe(v.string(), v.isoTimestamp("before must be an ISO 8601 timestamp"), v.transform((s) => new Date(s)))),
+});
+
+/** `PATCH /api/groups/:id` body. */
+export const GroupPatchSchema = v.pipe(
+  v.strictObject({
+    name: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(100, "must be at most 100 characters"))),
+    description: v.optional(v.pipe(v.string(), v.trim(), v.maxLength(1000, "must be at most 1000 characters"))),
+    rules: v.optional(RulesSchema),
+  }),
+  v.check((p) => p.name !== undefined || p.description !== undefined || p.rules !== undefined, "must change name, description or rules"),
+);
+
+/** What operator actions need. */
+export interface OperatorDeps {
+  readonly config: Pick<Config, "linkService">;
+  readonly registry: GroupRegistry;
+  readonly members: MemberStore;
+  readonly audit: AuditLog;
+  readonly xmtp: XmtpPort;
+  readonly eligibility: Pick<EligibilityService, "prepare">;
+}
+
+const present = (record: GroupRecord, config: OperatorDeps["config"]) => ({
+  groupId: record.groupId,
+  name: record.name,
+  description: record.description,
+  rules: record.rules,
+  state: record.state,
+  groupLinkId: record.linkId,
+  url: record.linkId ? config.linkService.baseUrl + record.linkId : null,
+  createdAt: record.createdAt,
+});
+
+/** The group if this backend created it. @throws {NotFoundError} */
+async function ownGroup(deps: OperatorDeps, groupId: string): Promise<GroupRecord> {
+  const record = await deps.registry.get(groupId);
+  if (!record) throw new NotFoundError(`No group ${groupId} managed here`);
+  return record;
+}
+
+/** Groups this backend manages, newest first, with member counts (from Redis; no XMTP call). */
+export async function listGroups(deps: OperatorDeps, page: { offset: number; limit: number }) {
+  const { groupIds, total } = await deps.registry.list(page);
+  const groups = await Promise.all(
+    groupIds.map(async (id) => {
+      const record = await deps.registry.get(id);
+      return record ? { ...present(record, deps.config), memberCount: await deps.members.count(id) } : null;
+    }),
+  );
+  return { groups: groups.filter((g) => g !== null), total, offset: page.offset, limit: page.limit };
+}
+
+/** One group with its current members (from XMTP) and when each joined (from the record). @throws {NotFoundError} */
+export async function showGroup(deps: OperatorDeps, groupId: string) {
+  const record = await ownGroup(deps, groupId);
+  const [live, recorded] = await Promise.all([deps.xmtp.withSession((s) => s.listMembers(groupId)), deps.members.list(groupId)]);
+  const joined = new Map(recorded.map((m) => [m.address, m]));
+  return {
+    ...present(record, deps.config),
+    members: live.map((m) => {
+      const address = m.addresses[0] ?? null;
+      const rec = address ? joined.get(address) : undefined;
+      return { inboxId: m.inboxId, address, isAdmin: m.isAdmin, joinedAt: rec?.joinedAt ?? null, via: rec?.via ?? null };
+    }),
+  };
+}
+
+/** Per-address outcome of an operator add. */
+export type AddResult = { address: Address; result: "added" | "already-member" | "not-on-xmtp" | "full" };
+
+/** Adds wallets as the operator (rules bypassed), one by one in one session; audited. @throws {NotFoundError} */
+export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: AddResult[] }> {
+  await ownGroup(deps, groupId);
+  const results = await deps.xmtp.withSession(async (session) => {
+    const out: AddResult[] = [];
+    for (const address of addresses) out.push({ address, result: await admitMember(session, groupId, address) });
+    return out;
+  });
+  for (const { address, result } of results) {
+    if (result === "added" || result === "already-member") await deps.members.record(groupId, address, "operator");
+    await deps.audit.append(groupId, { source: "operator", action: "add", address, outcome: result === "full" ? "denied" : result, ...(result === "full" ? { reason: "This group is full" } : {}) });
+  }
+  return { results };
+}
+
+/** Per-address outcome of an operator remove. */
+export type RemoveResult = { address: Address; result: "removed" | "not-a-member" | "not-on-xmtp" };
+
+/**
+ * Removes wallets in one commit; the backend's own inbox is never removed. Audited with `reason`.
+ * @throws {NotFoundError}
+ */
+export async function removeMembers(
+  deps: OperatorDeps,
+  groupId: string,
+  addresses: readonly Address[],
+  source: AuditEntry["source"] = "operator",
+  reason?: string,
+): Promise<{ results: RemoveResult[] }> {
+  await ownGroup(deps, groupId);
+  const results = await deps.xmtp.withSession(async (session) => {
+    const members = await session.listMembers(groupId);
+    const out: RemoveResult[] = [];
+    const toRemove: string[] = [];
+    for (const address of addresses) {
+      const inboxId = await session.findInboxId(address);
+      if (inboxId === null) out.push({ address, result: "not-on-xmtp" });
+      else if (inboxId === session.inboxId || !members.some((m) => m.inboxId === inboxId)) out.push({ address, result: "not-a-member" });
+      else {
+        toRemove.push(inboxId);
+        out.push({ address, result: "removed" });
+      }
+    }
+    if (toRemove.length > 0) await session.removeMembers(groupId, toRemove);
+    return out;
+  });
+  await deps.members.remove(groupId, results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address));
+  for (const { address, result } of results) {
+    await deps.audit.append(groupId, { source, action: "remove", address, outcome: result, ...(reason ? { reason } : {}) });
+  }
+  return { results };
+}
+
+/** Sends a text as the backend wallet. @throws {NotFoundError} */
+export async function sendMessage(deps: OperatorDeps, groupId: string, text: string): Promise<{ messageId: string }> {
+  await ownGroup(deps, groupId);
+  return { messageId: await deps.xmtp.withSession((s) => s.sendText(groupId, text)) };
+}
+
+/** Recent messages, newest first, with the sender's address where known. @throws {NotFoundError} */
+export async function listMessages(deps: OperatorDeps, groupId: string, query: { limit: number; before?: Date | undefined }) {
+  await ownGroup(deps, groupId);
+  const { messages, members } = await deps.xmtp.withSession(async (s) => ({
+    messages: await s.listMessages(groupId, { limit: query.limit, ...(query.before ? { before: query.before } : {}) }),
+    members: await s.listMembers(groupId),
+  }));
+  const addressOf = new Map(members.map((m) => [m.inboxId, m.addresses[0] ?? null]));
+  return {
+    messages: messages.map((m) => ({ id: m.id, sender: addressOf.get(m.senderInboxId) ?? null, senderInboxId: m.senderInboxId, sentAt: m.sentAt.toISOString(), text: m.text, kind: m.kind })),
+  };
+}
+
+/** The group's join/leave decisions, newest first. @throws {NotFoundError} */
+export async function groupAudit(deps: OperatorDeps, groupId: string, page: { offset: number; limit: number }) {
+  await ownGroup(deps, groupId);
+  return { ...(await deps.audit.list(groupId, page)), offset: page.offset, limit: page.limit };
+}
+
+/** Changes name, description (on XMTP too) or rules (re-validated). @throws {NotFoundError} */
+export async function updateGroup(deps: OperatorDeps, groupId: string, patch: { name?: string | undefined; description?: string | undefined; rules?: Rules | undefined }) {
+  await ownGroup(deps, groupId);
+  const rules = patch.rules ? await deps.eligibility.prepare(patch.rules) : undefined;
+  if (patch.name !== undefined || patch.description !== undefined) {
+    await deps.xmtp.withSession((s) =>
+      s.updateGroup(groupId, { ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.description !== undefined ? { description: patch.description } : {}) }),
+    );
+  }
+  const record = await deps.registry.update(groupId, {
+    ...(patch.name !== undefined ? { name: patch.name } : {}),
+    ...(patch.description !== undefined ? { description: patch.description } : {}),
+    ...(rules ? { rules } : {}),
+  });
+  return present(record, deps.config);
+}
