@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import createRoute from "../api/create.js";
+import reverifyRoute from "../api/cron/reverify.js";
 import groupAuditRoute from "../api/groups/[id]/audit.js";
 import groupMembersRoute from "../api/groups/[id]/members.js";
 import groupMessagesRoute from "../api/groups/[id]/messages.js";
@@ -15,6 +16,7 @@ export const ROUTES: [RegExp, Route][] = [
   [/^\/api\/create$/, createRoute],
   [/^\/api\/webhook$/, webhookRoute],
   [/^\/api\/groups$/, groupsRoute],
+  [/^\/api\/cron\/reverify$/, reverifyRoute],
   [/^\/api\/groups\/[^/]+$/, groupRoute],
   [/^\/api\/groups\/[^/]+\/members$/, groupMembersRoute],
   [/^\/api\/groups\/[^/]+\/messages$/, groupMessagesRoute],

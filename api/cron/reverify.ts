@@ -1,0 +1,18 @@
+import { appLogger, getApp } from "../../lib/app.js";
+import { UnauthorizedError } from "../../lib/errors.js";
+import { defineRoute, json, requireBearer } from "../../lib/http.js";
+import { reverifyMembers } from "../../lib/reverify.js";
+
+/** `GET /api/cron/reverify[?dryRun=1]`: run by Vercel Cron with `Authorization: Bearer <CRON_SECRET>`. */
+export default defineRoute(
+  {
+    async GET(request) {
+      const app = getApp();
+      if (!app.config.cronSecret) throw new UnauthorizedError("CRON_SECRET is not configured");
+      requireBearer(request, app.config.cronSecret);
+      const dryRun = ["1", "true"].includes(new URL(request.url).searchParams.get("dryRun") ?? "");
+      return json(200, await reverifyMembers(app, { dryRun }));
+    },
+  },
+  { logger: appLogger },
+);
