@@ -113,8 +113,11 @@ export async function runCli(
 
 class UsageError extends Error {}
 
-const text = (value: unknown): string =>
-  value === null || value === undefined ? "-" : typeof value === "object" ? JSON.stringify(value) : String(value);
+const text = (value: unknown): string => {
+  if (value === null || value === undefined) return "-";
+  if (typeof value === "string") return value;
+  return JSON.stringify(value);
+};
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   if (rows.length === 0) return "(none)";
