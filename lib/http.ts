@@ -200,7 +200,8 @@ export function readQuery<S extends v.GenericSchema>(request: Request, schema: S
  */
 export function groupIdFromPath(request: Request): string {
   const match = /\/api\/groups\/([^/?#]+)/.exec(new URL(request.url).pathname);
-  const id = decodeURIComponent(match?.[1] ?? "").toLowerCase();
+  // Hex needs no decoding; anything percent-encoded is simply not a group id (and must not reach decodeURIComponent's URIError).
+  const id = (match?.[1] ?? "").toLowerCase();
   if (!/^[0-9a-f]{1,128}$/.test(id)) throw new InvalidRequestError("The group id in the path must be hex");
   return id;
 }

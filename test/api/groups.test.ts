@@ -113,6 +113,7 @@ describe("operator API", () => {
     const foreign = await t.app.xmtp.withSession((s) => s.createGroup({ name: "not ours", description: "" }));
     expect((await call("POST", `/api/groups/${foreign.groupId}/messages`, { text: "hi" })).status).toBe(404);
     expect((await call("GET", "/api/groups/not-hex!")).status).toBe(400);
+    expect((await call("GET", "/api/groups/%E0%A4%A")).status).toBe(400);
     expect((await call("GET", "/api/groups", undefined, false)).status).toBe(401);
     expect((await call("PUT", `/api/groups/${groupId}/audit`)).status).toBe(405);
     expect((await call("POST", `/api/groups/${groupId}/members`, { addresses: [] })).status).toBe(400);
