@@ -50,7 +50,9 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
   const clients = new Map<number, PublicClient>();
   const client = (chainId: number): PublicClient => {
     const url = options.rpcUrls.get(chainId);
-    if (!url) throw new InvalidRequestError(`No RPC for ${chainName(chainId)}: set RPC_URL_${chainId}`, [{ path: "rules", message: `set RPC_URL_${chainId}` }]);
+    // At join time a missing RPC is the deployment's problem, not the person's: retryable, never a denial or a 400.
+    // (`prepare` refuses such rules at create before getting here.)
+    if (!url) throw new EligibilitySourceError(`No RPC configured for ${chainName(chainId)} (RPC_URL_${chainId})`);
     let c = clients.get(chainId);
     if (!c) {
       c = createPublicClient({
@@ -134,7 +136,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
 
   return {
     async check(list, owner) {
-      for (const leaf of list) if (leaf.type !== "poap") client(leaf.chainId);
+      for (const leaf of list) client(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
       return Promise.all(list.map((leaf) => checkLeaf(leaf, owner)));
     },
 
@@ -144,6 +146,9 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
         leaves(rules).map(async (leaf) => {
           if (leaf.type === "open" || leaf.type === "allowlist") return;
           const chainId = leaf.type === "poap" ? poapChain(leaf) : leaf.chainId;
+          if (!options.rpcUrls.has(chainId)) {
+            throw new InvalidRequestError(`No RPC for ${chainName(chainId)}: set RPC_URL_${chainId}`, [{ path: "rules", message: `set RPC_URL_${chainId}` }]);
+          }
           const c = client(chainId);
           const where = leaf.type === "erc20" ? leaf.token : leaf.type === "poap" ? POAP_CONTRACT : leaf.contract;
           const code = await read("getCode", () => c.getCode({ address: where }));

@@ -148,6 +148,11 @@ describe("on-chain eligibility against a real EVM (anvil)", () => {
     await expect(source().prepare({ type: "erc20", chainId: 8453, token: wallet(), minBalance: "1" })).rejects.toThrow(/RPC_URL_8453/);
   });
 
+  it("a stored rule whose chain has lost its RPC: a source error at join (503), not a 400 or a denial", async () => {
+    const rule: Rules = { type: "erc20", chainId: 8453, token: wallet(), minBalance: "1", decimals: 18 };
+    await expect(createEligibilityChecker(source()).check(rule, wallet())).rejects.toBeInstanceOf(EligibilitySourceError);
+  });
+
   it("RPC down: a source error (503 for the person), never a denial", async () => {
     const down = createOnchainSource({ rpcUrls: new Map([[100, `http://127.0.0.1:${await freePort()}`]]), timeoutMs: 1000 });
     const rule: Rules = { type: "erc20", chainId: 100, token: usdc.toLowerCase() as Address, minBalance: "1", decimals: 6 };
