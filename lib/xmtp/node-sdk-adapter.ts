@@ -18,6 +18,7 @@ import type { Redis } from "../redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase } from "./state/durable-database.js";
 import {
   toXmtpError,
+  withErrorMapping,
   XmtpGroupNotFoundError,
   type Address,
   type XmtpGroupInfo,
@@ -142,13 +143,6 @@ export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOption
 }
 
 function sdkSession(client: Client<unknown>): XmtpSession {
-  const call = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (error) {
-      throw toXmtpError(error, operation);
-    }
-  };
   const findGroup = async (groupId: string): Promise<Group<unknown> | undefined> => {
     let conversation = await client.conversations.getConversationById(groupId);
     if (!conversation) {
@@ -171,65 +165,56 @@ function sdkSession(client: Client<unknown>): XmtpSession {
     createdAt: g.createdAt,
   });
 
-  return {
+  // The same error classification as every other implementation of the seam (the test double included).
+  return withErrorMapping({
     inboxId: client.inboxId,
     installationId: client.installationId,
-    createGroup: ({ name, description, imageUrl }) =>
-      call("create group", async () =>
-        info(
-          await client.conversations.createGroup([], {
-            permissions: ADMIN_ONLY,
-            groupName: name,
-            groupDescription: description,
-            ...(imageUrl ? { groupImageUrlSquare: imageUrl } : {}),
-          }),
-        ),
+    createGroup: async ({ name, description, imageUrl }) =>
+      info(
+        await client.conversations.createGroup([], {
+          permissions: ADMIN_ONLY,
+          groupName: name,
+          groupDescription: description,
+          ...(imageUrl ? { groupImageUrlSquare: imageUrl } : {}),
+        }),
       ),
-    findInboxId: (address) =>
-      call("inbox lookup", () => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER })),
-    getGroup: (groupId) =>
-      call("get group", async () => {
-        const found = await findGroup(groupId);
-        if (!found) return null;
-        await found.sync();
-        return info(found);
-      }),
-    listMembers: (groupId) =>
-      call("list members", async () =>
-        (await (await group(groupId)).members()).map(
-          (m): XmtpMember => ({
-            inboxId: m.inboxId,
-            addresses: m.accountIdentifiers
-              .filter((id) => id.identifierKind === ETHEREUM_IDENTIFIER)
-              .map((id) => id.identifier.toLowerCase() as Address),
-            isAdmin: m.permissionLevel !== MEMBER_LEVEL,
-          }),
-        ),
+    findInboxId: (address) => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }),
+    getGroup: async (groupId) => {
+      const found = await findGroup(groupId);
+      if (!found) return null;
+      await found.sync();
+      return info(found);
+    },
+    listMembers: async (groupId) =>
+      (await (await group(groupId)).members()).map(
+        (m): XmtpMember => ({
+          inboxId: m.inboxId,
+          addresses: m.accountIdentifiers
+            .filter((id) => id.identifierKind === ETHEREUM_IDENTIFIER)
+            .map((id) => id.identifier.toLowerCase() as Address),
+          isAdmin: m.permissionLevel !== MEMBER_LEVEL,
+        }),
       ),
-    addMembers: (groupId, inboxIds) => call("add members", async () => (await group(groupId)).addMembers([...inboxIds])),
-    removeMembers: (groupId, inboxIds) =>
-      call("remove members", async () => (await group(groupId)).removeMembers([...inboxIds])),
-    updateGroup: (groupId, changes) =>
-      call("update group", async () => {
-        const g = await group(groupId);
-        if (changes.name !== undefined) await g.updateName(changes.name);
-        if (changes.description !== undefined) await g.updateDescription(changes.description);
-        if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
-      }),
-    sendText: (groupId, text) => call("send", async () => (await group(groupId)).sendText(text)),
-    listMessages: (groupId, { limit, before }) =>
-      call("list messages", async () =>
-        (
-          await (
-            await group(groupId)
-          ).messages({
-            limit,
-            direction: DESCENDING,
-            ...(before ? { sentBeforeNs: BigInt(before.getTime()) * 1_000_000n } : {}),
-          })
-        ).map(toMessage),
-      ),
-  };
+    addMembers: async (groupId, inboxIds) => (await group(groupId)).addMembers([...inboxIds]),
+    removeMembers: async (groupId, inboxIds) => (await group(groupId)).removeMembers([...inboxIds]),
+    updateGroup: async (groupId, changes) => {
+      const g = await group(groupId);
+      if (changes.name !== undefined) await g.updateName(changes.name);
+      if (changes.description !== undefined) await g.updateDescription(changes.description);
+      if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
+    },
+    sendText: async (groupId, text) => (await group(groupId)).sendText(text),
+    listMessages: async (groupId, { limit, before }) =>
+      (
+        await (
+          await group(groupId)
+        ).messages({
+          limit,
+          direction: DESCENDING,
+          ...(before ? { sentBeforeNs: BigInt(before.getTime()) * 1_000_000n } : {}),
+        })
+      ).map(toMessage),
+  });
 }
 
 function toMessage(m: DecodedMessage<unknown>): XmtpMessage {
