@@ -4,7 +4,7 @@ import { bindingError } from "../support/fake-xmtp.js";
 
 // Every implementation of the seam (the node-sdk adapter, the double) classifies errors through this wrapper.
 describe("withErrorMapping", () => {
-  const failing = (error: unknown) =>
+  const failing = (error: Error) =>
     withErrorMapping({
       inboxId: "inbox",
       installationId: "inst",
