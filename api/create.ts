@@ -1,12 +1,12 @@
-import { appLogger, getApp } from "../lib/app.js";
+import { appLogger } from "../lib/app.js";
+import { operatorApp } from "./_operator.js";
 import { createGroup, CreateGroupSchema, readIdempotencyKey } from "../lib/create-group.js";
-import { defineRoute, json, readJsonBody, requireBearer } from "../lib/http.js";
+import { defineRoute, json, readJsonBody } from "../lib/http.js";
 
 /** `POST /api/create`: the operator creates a gated group and gets its link. */
 export default defineRoute({
   async POST(request) {
-    const app = getApp();
-    requireBearer(request, app.config.adminApiKey);
+    const app = operatorApp(request);
     const idempotencyKey = readIdempotencyKey(request);
     const input = await readJsonBody(request, CreateGroupSchema);
     return json(201, await createGroup(app, input, idempotencyKey));

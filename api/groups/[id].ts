@@ -1,18 +1,17 @@
-import { appLogger, getApp } from "../../lib/app.js";
-import { defineRoute, groupIdFromPath, json, readJsonBody, requireBearer } from "../../lib/http.js";
+import { appLogger } from "../../lib/app.js";
+import { operatorApp } from "../_operator.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../lib/http.js";
 import { GroupPatchSchema, showGroup, updateGroup } from "../../lib/operator.js";
 
 /** `GET /api/groups/:id` (one group and its members) and `PATCH /api/groups/:id` (name, description, rules). */
 export default defineRoute(
   {
     async GET(request) {
-      const app = getApp();
-      requireBearer(request, app.config.adminApiKey);
+      const app = operatorApp(request);
       return json(200, await showGroup(app, groupIdFromPath(request)));
     },
     async PATCH(request) {
-      const app = getApp();
-      requireBearer(request, app.config.adminApiKey);
+      const app = operatorApp(request);
       const groupId = groupIdFromPath(request);
       return json(200, await updateGroup(app, groupId, await readJsonBody(request, GroupPatchSchema)));
     },

@@ -1,13 +1,13 @@
-import { appLogger, getApp } from "../../lib/app.js";
-import { defineRoute, json, readQuery, requireBearer } from "../../lib/http.js";
+import { appLogger } from "../../lib/app.js";
+import { operatorApp } from "../_operator.js";
+import { defineRoute, json, readQuery } from "../../lib/http.js";
 import { listGroups, PageSchema } from "../../lib/operator.js";
 
 /** `GET /api/groups?offset&limit`: the groups this backend manages. */
 export default defineRoute(
   {
     async GET(request) {
-      const app = getApp();
-      requireBearer(request, app.config.adminApiKey);
+      const app = operatorApp(request);
       return json(200, await listGroups(app, readQuery(request, PageSchema)));
     },
   },

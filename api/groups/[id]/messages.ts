@@ -1,20 +1,19 @@
-import { appLogger, getApp } from "../../../lib/app.js";
-import { defineRoute, groupIdFromPath, json, readJsonBody, readQuery, requireBearer } from "../../../lib/http.js";
+import { appLogger } from "../../../lib/app.js";
+import { operatorApp } from "../../_operator.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody, readQuery } from "../../../lib/http.js";
 import { listMessages, MessageSchema, MessagesQuerySchema, sendMessage } from "../../../lib/operator.js";
 
 /** `POST /api/groups/:id/messages {text}` (send as the backend) and `GET …?limit&before` (recent messages). */
 export default defineRoute(
   {
     async POST(request) {
-      const app = getApp();
-      requireBearer(request, app.config.adminApiKey);
+      const app = operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { text } = await readJsonBody(request, MessageSchema);
       return json(201, await sendMessage(app, groupId, text));
     },
     async GET(request) {
-      const app = getApp();
-      requireBearer(request, app.config.adminApiKey);
+      const app = operatorApp(request);
       return json(200, await listMessages(app, groupIdFromPath(request), readQuery(request, MessagesQuerySchema)));
     },
   },
