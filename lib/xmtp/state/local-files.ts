@@ -88,6 +88,7 @@ export async function restoreLocalSet(
   manifest: Manifest,
   fetchChunks: (hashes: string[]) => Promise<Map<string, Buffer>>,
 ): Promise<{ reusedChunks: number; fetchedChunks: number }> {
+  if (setHash(manifest.files) !== manifest.sha256) throw new CorruptStateError("XMTP database manifest hash mismatch");
   const local = new Map<string, Buffer>();
   for (const file of await readLocalSet(dbPath, manifest.chunkSize).catch(() => [])) {
     for (const chunk of file.chunks) local.set(chunk.hash, chunk.bytes);
@@ -95,8 +96,6 @@ export async function restoreLocalSet(
   const needed = [...new Set(manifest.files.flatMap((f) => f.chunks))];
   const missing = needed.filter((h) => !local.has(h));
   const fetched = missing.length > 0 ? await fetchChunks(missing) : new Map<string, Buffer>();
-
-  if (setHash(manifest.files) !== manifest.sha256) throw new CorruptStateError("XMTP database manifest hash mismatch");
   const staged: string[] = [];
   try {
     for (const file of manifest.files) {
