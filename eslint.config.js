@@ -25,4 +25,14 @@ export default tseslint.config(
     rules: { "no-restricted-properties": "off" },
   },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  {
+    // The join page's browser script: plain JS, no build step, served as is.
+    files: ["public/**/*.js"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: "script",
+      globals: { window: "readonly", document: "readonly", fetch: "readonly", Event: "readonly", TextEncoder: "readonly" },
+    },
+  },
 );

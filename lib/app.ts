@@ -2,7 +2,10 @@ import { getConfig, type Config } from "./config.js";
 import { createEligibilityService, type EligibilityService } from "./eligibility/service.js";
 import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
 import { createMemberStore, type MemberStore } from "./groups/members.js";
+import { createJoinLinkStore, type JoinLinkStore } from "./groups/join-links.js";
 import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
+import { createChallengeStore, type ChallengeStore } from "./join/challenge-store.js";
+import { createSignatureVerifier, type SignatureVerifier } from "./join/signature-verifier.js";
 import { createLinkService, type LinkService } from "./link-service.js";
 import { createLogger, type Logger } from "./log.js";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
@@ -15,13 +18,18 @@ export interface App {
   readonly config: Config;
   readonly redis: Redis;
   readonly registry: GroupRegistry;
+  readonly joinLinks: JoinLinkStore;
+  readonly challenges: ChallengeStore;
+  readonly signatures: SignatureVerifier;
   readonly audit: AuditLog;
   readonly members: MemberStore;
   readonly rateLimiter: RateLimiter;
   readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
-  readonly linkService: LinkService;
+  /** Null unless `LINK_SERVICE_URL` is set. */
+  readonly linkService: LinkService | null;
   readonly logger: Logger;
+  readonly now: () => Date;
 }
 
 /** Parts a caller (tests, the dev server) may supply instead of the real ones. */
@@ -41,6 +49,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     config,
     redis,
     registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
+    joinLinks: createJoinLinkStore(redis, config.redis.keyPrefix),
+    challenges: createChallengeStore(redis, config.redis.keyPrefix),
+    signatures: createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
     members: createMemberStore(redis, config.redis.keyPrefix, now),
     rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, () => now().getTime()),
@@ -52,8 +63,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         keyPrefix: config.redis.keyPrefix,
         logger: overrides.logger ?? createLogger(),
       }),
-    linkService: createLinkService({ url: config.linkService.url, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
+    linkService: config.linkService
+      ? createLinkService({ url: config.linkService.url, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) })
+      : null,
     logger: overrides.logger ?? createLogger(),
+    now,
   };
 }
 

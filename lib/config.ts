@@ -38,16 +38,21 @@ export interface Config {
   readonly rateLimits: {
     /** Webhook requests per wallet (default 5 a minute). */
     readonly perWallet: { readonly limit: number; readonly windowSeconds: number };
-    /** Webhook requests per group (default 300 per 5 minutes: well under XMTP's 3,000 writes per 5 minutes per client). */
+    /** Join requests per group, webhook and join page together (default 300 per 5 minutes: well under XMTP's 3,000 writes per 5 minutes per client). */
     readonly perGroup: { readonly limit: number; readonly windowSeconds: number };
+    /** Join-page challenge and join requests per client IP, each endpoint counted apart (default 60 a minute). */
+    readonly joinPerIp: { readonly limit: number; readonly windowSeconds: number };
+    /** Join-page challenge and join requests per wallet address, each endpoint counted apart (default 10 per 10 minutes). */
+    readonly joinPerAddress: { readonly limit: number; readonly windowSeconds: number };
   };
   readonly cronSecret: string | null;
+  /** A Converse-compatible link service to register groups with, or null (the default): own join links only. */
   readonly linkService: {
     /** Where group links are registered. */
     readonly url: string;
-    /** A group's shareable link is this plus its link id. */
+    /** A group's link on that service is this plus its link id. */
     readonly baseUrl: string;
-  };
+  } | null;
 }
 
 /** Thrown when the environment is missing a variable or holds a bad one. The message names variables, never values. */
@@ -80,13 +85,15 @@ const PROBLEMS: Record<string, string> = {
   WEBHOOK_SECRET: "must be at least 32 characters",
   PUBLIC_URL: "must be an https URL (http only for localhost) with no path, query or fragment",
   LINK_SERVICE_URL: "must be an https URL (http only for localhost)",
-  LINK_BASE_URL: "must be an https URL (http only for localhost)",
+  LINK_BASE_URL: "must be an https URL (http only for localhost), and is required when LINK_SERVICE_URL is another service than the seed's",
   ELIGIBILITY_PROVIDER: "must be onchain or airstack",
   AIRSTACK_API_KEY: "must be set when ELIGIBILITY_PROVIDER is airstack",
   ELIGIBILITY_CACHE_TTL_SECONDS: "must be a whole number of seconds from 0 to 3600",
   RPC_URL: "must be an http(s) URL",
   WEBHOOK_RATE_LIMIT_PER_WALLET: "must be <count>/<seconds>, e.g. 5/60",
   WEBHOOK_RATE_LIMIT_PER_GROUP: "must be <count>/<seconds>, e.g. 300/300",
+  JOIN_RATE_LIMIT_PER_IP: "must be <count>/<seconds>, e.g. 60/60",
+  JOIN_RATE_LIMIT_PER_ADDRESS: "must be <count>/<seconds>, e.g. 10/600",
   CRON_SECRET: "must be at least 16 characters",
 };
 
@@ -149,6 +156,8 @@ const EnvSchema = v.object({
   LINK_BASE_URL: optional(webUrl("LINK_BASE_URL")),
   WEBHOOK_RATE_LIMIT_PER_WALLET: optional(rateLimit("WEBHOOK_RATE_LIMIT_PER_WALLET")),
   WEBHOOK_RATE_LIMIT_PER_GROUP: optional(rateLimit("WEBHOOK_RATE_LIMIT_PER_GROUP")),
+  JOIN_RATE_LIMIT_PER_IP: optional(rateLimit("JOIN_RATE_LIMIT_PER_IP")),
+  JOIN_RATE_LIMIT_PER_ADDRESS: optional(rateLimit("JOIN_RATE_LIMIT_PER_ADDRESS")),
   CRON_SECRET: optional(v.pipe(v.string(), v.minLength(16, PROBLEMS.CRON_SECRET))),
   ELIGIBILITY_PROVIDER: optional(v.picklist(["onchain", "airstack"], PROBLEMS.ELIGIBILITY_PROVIDER)),
   AIRSTACK_API_KEY: optional(v.string()),
@@ -196,6 +205,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const rpcUrls = readRpcUrls(env, problems);
   const provider = e.ELIGIBILITY_PROVIDER ?? "onchain";
   if (provider === "airstack" && !e.AIRSTACK_API_KEY) problems.push({ variable: "AIRSTACK_API_KEY", problem: PROBLEMS.AIRSTACK_API_KEY! });
+  const linkBaseUrl = e.LINK_BASE_URL ?? (e.LINK_SERVICE_URL === SEED_LINK_SERVICE_URL ? SEED_LINK_BASE_URL : undefined);
+  if (e.LINK_SERVICE_URL && !linkBaseUrl) problems.push({ variable: "LINK_BASE_URL", problem: PROBLEMS.LINK_BASE_URL! });
   if (problems.length > 0 || !redisUrl || !redisToken) throw new ConfigError(problems);
 
   return {
@@ -219,12 +230,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rateLimits: {
       perWallet: e.WEBHOOK_RATE_LIMIT_PER_WALLET ?? { limit: 5, windowSeconds: 60 },
       perGroup: e.WEBHOOK_RATE_LIMIT_PER_GROUP ?? { limit: 300, windowSeconds: 300 },
+      // Generous per IP: at an event, a whole room may join from one Wi-Fi address.
+      joinPerIp: e.JOIN_RATE_LIMIT_PER_IP ?? { limit: 60, windowSeconds: 60 },
+      joinPerAddress: e.JOIN_RATE_LIMIT_PER_ADDRESS ?? { limit: 10, windowSeconds: 600 },
     },
     cronSecret: e.CRON_SECRET ?? null,
-    linkService: {
-      url: e.LINK_SERVICE_URL ?? SEED_LINK_SERVICE_URL,
-      baseUrl: e.LINK_BASE_URL ?? SEED_LINK_BASE_URL,
-    },
+    // The seed's service is gone (2025): registering is opt-in, and every group has a join link of its own.
+    linkService: e.LINK_SERVICE_URL && linkBaseUrl ? { url: e.LINK_SERVICE_URL, baseUrl: linkBaseUrl } : null,
   };
 }
 

@@ -4,6 +4,7 @@ import type { Config } from "./config.js";
 import type { EligibilityService } from "./eligibility/service.js";
 import { OPEN_RULES, RulesSchema, type Rules } from "./eligibility/rules.js";
 import { ConflictError, InvalidRequestError } from "./errors.js";
+import type { JoinLinkStore } from "./groups/join-links.js";
 import { webhookToken } from "./groups/link-token.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
 import type { LinkService } from "./link-service.js";
@@ -23,11 +24,16 @@ export const CreateGroupSchema = v.strictObject({
 /** A validated create request. */
 export type CreateGroupInput = v.InferOutput<typeof CreateGroupSchema>;
 
-/** What the operator gets back: the group and its shareable link. */
+/** What the operator gets back: the group and its shareable links. */
 export interface CreatedGroup {
   readonly groupId: string;
-  readonly groupLinkId: string;
+  /** The group's own join link id, and its page on this deployment. */
+  readonly joinLinkId: string;
+  readonly joinUrl: string;
+  /** The link to share: the link service's when one is configured, else {@link joinUrl}. */
   readonly url: string;
+  /** The link service's id for the group (only when a link service is configured). */
+  readonly groupLinkId?: string;
   readonly rules: Rules;
 }
 
@@ -36,7 +42,9 @@ export interface CreateGroupDeps {
   readonly config: Pick<Config, "publicUrl" | "webhookSecret" | "linkService">;
   readonly xmtp: XmtpPort;
   readonly registry: GroupRegistry;
-  readonly linkService: LinkService;
+  readonly joinLinks: Pick<JoinLinkStore, "ensure">;
+  /** Null when no link service is configured: the group has its own join link only. */
+  readonly linkService: LinkService | null;
   readonly eligibility: Pick<EligibilityService, "prepare">;
   readonly logger: Logger;
 }
@@ -48,7 +56,8 @@ export const IdempotencyKeySchema = v.pipe(
 );
 
 /**
- * Creates an XMTP group, records it (`pending-link`), registers its link and activates it.
+ * Creates an XMTP group, records it (`pending-link`), gives it a join link of its own, registers
+ * it with the link service when one is configured, and activates it.
  * With an idempotency key, a retry answers the same group and finishes a link registration
  * that failed before, instead of creating a second group.
  * @throws {ConflictError} the key is in use by a running request, or was used with another body (409).
@@ -99,20 +108,31 @@ export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput
 }
 
 async function finish(deps: CreateGroupDeps, record: GroupRecord): Promise<CreatedGroup> {
-  let linkId = record.linkId;
+  // The own link first: it needs only Redis, so even a group whose registration failed can be joined.
+  const joinLink = await deps.joinLinks.ensure(record.groupId);
   let current = record;
-  if (record.state === "pending-link" || !linkId) {
-    const token = webhookToken(deps.config.webhookSecret, record.groupId);
-    linkId = await deps.linkService.register({
-      webhook: `${deps.config.publicUrl}/api/webhook?token=${token}`,
-      topic: record.groupId,
-      name: record.name,
-      description: record.description,
-    });
+  if (record.state === "pending-link") {
+    let linkId: string | null = null;
+    if (deps.linkService) {
+      const token = webhookToken(deps.config.webhookSecret, record.groupId);
+      linkId = await deps.linkService.register({
+        webhook: `${deps.config.publicUrl}/api/webhook?token=${token}`,
+        topic: record.groupId,
+        name: record.name,
+        description: record.description,
+      });
+      deps.logger.info("group_link_registered", { groupId: record.groupId, linkId });
+    }
     current = await deps.registry.activate(record.groupId, linkId);
-    deps.logger.info("group_link_registered", { groupId: record.groupId, linkId });
   }
-  return { groupId: current.groupId, groupLinkId: linkId, url: deps.config.linkService.baseUrl + linkId, rules: current.rules };
+  const joinUrl = joinPageUrl(deps.config.publicUrl, joinLink.linkId);
+  const service = deps.config.linkService && current.linkId ? { groupLinkId: current.linkId, url: deps.config.linkService.baseUrl + current.linkId } : null;
+  return { groupId: current.groupId, joinLinkId: joinLink.linkId, joinUrl, url: service?.url ?? joinUrl, ...(service ? { groupLinkId: service.groupLinkId } : {}), rules: current.rules };
+}
+
+/** The join page of a link on this deployment. */
+export function joinPageUrl(publicUrl: string, joinLinkId: string): string {
+  return `${publicUrl}/join/${joinLinkId}`;
 }
 
 /**

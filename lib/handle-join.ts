@@ -53,23 +53,25 @@ export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, to
   const groupId = request.topic.toLowerCase();
   await deps.rateLimiter.hit(`wallet:${request.walletAddress}`, deps.config.rateLimits.perWallet, "Too many join requests from this wallet; try again later");
   await deps.rateLimiter.hit(`group:${groupId}`, deps.config.rateLimits.perGroup, "Too many join requests for this group right now; try again later");
-  return decideJoin(deps, { groupId: request.topic.toLowerCase(), linkId: request.groupLinkId, address: request.walletAddress }, "webhook");
+  return decideJoin(deps, { groupId, address: request.walletAddress, serviceLinkId: request.groupLinkId }, "webhook");
 }
 
 /**
- * Decides whether a wallet joins a group and, if so, adds it: link active? eligible? on XMTP?
- * already a member? room left? Every decision, and every failure, is written to the group's audit log.
+ * Decides whether a wallet joins a group and, if so, adds it: group active (and, through a link
+ * service, its current link)? eligible? on XMTP? already a member? room left? Every decision, and
+ * every failure, is written to the group's audit log. Callers check their own credentials first.
  * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP could not be reached; the person may retry (503).
  * @throws {import("./errors.js").StoreUnavailableError} Redis could not be reached (503).
  */
 export async function decideJoin(
   deps: JoinDeps,
-  request: { groupId: string; linkId: string; address: Address },
+  request: { groupId: string; address: Address; serviceLinkId?: string },
   source: AuditEntry["source"],
 ): Promise<JoinDecision> {
   const { groupId, address } = request;
   const group = await deps.registry.get(groupId);
-  if (!group || group.state !== "active" || group.linkId !== request.linkId) {
+  const staleServiceLink = request.serviceLinkId !== undefined && group?.linkId !== request.serviceLinkId;
+  if (!group || group.state !== "active" || staleServiceLink) {
     // Nothing to audit against: the group is not ours or the link is stale.
     return { status: "DENIED", reason: INACTIVE_LINK_REASON };
   }

@@ -205,3 +205,13 @@ export function groupIdFromPath(request: Request): string {
   if (!/^[0-9a-f]{1,128}$/.test(id)) throw new InvalidRequestError("The group id in the path must be hex");
   return id;
 }
+
+/**
+ * The caller's IP for rate limits: Vercel sets `x-real-ip` and `x-forwarded-for` itself (a client
+ * cannot forge them there); the local server sets them from the socket. Anything odd counts as "unknown".
+ */
+export function clientIp(request: Request): string {
+  const raw = request.headers.get("x-real-ip") ?? request.headers.get("x-forwarded-for")?.split(",")[0] ?? "";
+  const ip = raw.trim();
+  return /^[0-9a-fA-F:.]{2,45}$/.test(ip) ? ip.toLowerCase() : "unknown";
+}

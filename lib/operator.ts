@@ -7,6 +7,8 @@ import { NotFoundError } from "./errors.js";
 import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
 import type { MemberStore } from "./groups/members.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
+import type { JoinLink, JoinLinkStore } from "./groups/join-links.js";
+import { joinPageUrl } from "./create-group.js";
 import { admitMember } from "./membership.js";
 import type { Address, XmtpPort } from "./xmtp/port.js";
 
@@ -50,26 +52,42 @@ export const GroupPatchSchema = v.pipe(
   v.check((p) => p.name !== undefined || p.description !== undefined || p.rules !== undefined, "must change name, description or rules"),
 );
 
+/** `POST /api/groups/:id/join-link` body: a new link (the old one stops working), or the same link off / on. */
+export const JoinLinkActionSchema = v.strictObject({
+  action: v.picklist(["rotate", "disable", "enable"], "must be rotate, disable or enable"),
+});
+
 /** What operator actions need. */
 export interface OperatorDeps {
-  readonly config: Pick<Config, "linkService">;
+  readonly config: Pick<Config, "linkService" | "publicUrl">;
   readonly registry: GroupRegistry;
+  readonly joinLinks: JoinLinkStore;
   readonly members: MemberStore;
   readonly audit: AuditLog;
   readonly xmtp: XmtpPort;
   readonly eligibility: Pick<EligibilityService, "prepare">;
 }
 
-const present = (record: GroupRecord, config: OperatorDeps["config"]) => ({
-  groupId: record.groupId,
-  name: record.name,
-  description: record.description,
-  rules: record.rules,
-  state: record.state,
-  groupLinkId: record.linkId,
-  url: record.linkId ? config.linkService.baseUrl + record.linkId : null,
-  createdAt: record.createdAt,
-});
+const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["config"]) => {
+  const joinUrl = joinPageUrl(config.publicUrl, joinLink.linkId);
+  const serviceUrl = config.linkService && record.linkId ? config.linkService.baseUrl + record.linkId : null;
+  return {
+    groupId: record.groupId,
+    name: record.name,
+    description: record.description,
+    rules: record.rules,
+    state: record.state,
+    joinLinkId: joinLink.linkId,
+    joinUrl,
+    joinLinkEnabled: joinLink.enabled,
+    groupLinkId: record.linkId,
+    url: serviceUrl ?? joinUrl,
+    createdAt: record.createdAt,
+  };
+};
+
+/** The group as the operator sees it; groups from before join links get theirs here (no migration step). */
+const view = async (deps: OperatorDeps, record: GroupRecord) => present(record, await deps.joinLinks.ensure(record.groupId), deps.config);
 
 /** The group if this backend created it. @throws {NotFoundError} */
 async function ownGroup(deps: OperatorDeps, groupId: string): Promise<GroupRecord> {
@@ -84,7 +102,7 @@ export async function listGroups(deps: OperatorDeps, page: { offset: number; lim
   const groups = await Promise.all(
     groupIds.map(async (id) => {
       const record = await deps.registry.get(id);
-      return record ? { ...present(record, deps.config), memberCount: await deps.members.count(id) } : null;
+      return record ? { ...(await view(deps, record)), memberCount: await deps.members.count(id) } : null;
     }),
   );
   return { groups: groups.filter((g) => g !== null), total, offset: page.offset, limit: page.limit };
@@ -96,7 +114,7 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
   const [live, recorded] = await Promise.all([deps.xmtp.withSession((s) => s.listMembers(groupId)), deps.members.list(groupId)]);
   const joined = new Map(recorded.map((m) => [m.address, m]));
   return {
-    ...present(record, deps.config),
+    ...(await view(deps, record)),
     members: live.map((m) => {
       const address = m.addresses[0] ?? null;
       const rec = address ? joined.get(address) : undefined;
@@ -200,5 +218,16 @@ export async function updateGroup(deps: OperatorDeps, groupId: string, patch: { 
     ...(patch.description !== undefined ? { description: patch.description } : {}),
     ...(rules ? { rules } : {}),
   });
-  return present(record, deps.config);
+  return view(deps, record);
+}
+
+/**
+ * Replaces the group's join link (the old one shows "not found" at once), or turns it off or on.
+ * The link service's link, if any, is not touched. @throws {NotFoundError}
+ */
+export async function changeJoinLink(deps: OperatorDeps, groupId: string, action: v.InferOutput<typeof JoinLinkActionSchema>["action"]) {
+  const record = await ownGroup(deps, groupId);
+  const link =
+    action === "rotate" ? await deps.joinLinks.rotate(groupId) : await deps.joinLinks.setEnabled(groupId, action === "enable");
+  return present(record, link, deps.config);
 }

@@ -1,5 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join } from "node:path";
 import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import createRoute from "../api/create.js";
 import reverifyRoute from "../api/cron/reverify.js";
 import groupAuditRoute from "../api/groups/[id]/audit.js";
@@ -7,6 +10,10 @@ import groupMembersRoute from "../api/groups/[id]/members.js";
 import groupMessagesRoute from "../api/groups/[id]/messages.js";
 import groupRoute from "../api/groups/[id].js";
 import groupsRoute from "../api/groups/index.js";
+import groupJoinLinkRoute from "../api/groups/[id]/join-link.js";
+import joinChallengeRoute from "../api/join/challenge.js";
+import joinRoute from "../api/join/index.js";
+import joinPageRoute from "../api/join-page.js";
 import webhookRoute from "../api/webhook.js";
 
 type Route = { fetch: (request: Request) => Promise<Response> };
@@ -21,7 +28,16 @@ export const ROUTES: [RegExp, Route][] = [
   [/^\/api\/groups\/[^/]+\/members$/, groupMembersRoute],
   [/^\/api\/groups\/[^/]+\/messages$/, groupMessagesRoute],
   [/^\/api\/groups\/[^/]+\/audit$/, groupAuditRoute],
+  [/^\/api\/groups\/[^/]+\/join-link$/, groupJoinLinkRoute],
+  [/^\/api\/join\/challenge$/, joinChallengeRoute],
+  [/^\/api\/join$/, joinRoute],
+  [/^\/api\/join-page$/, joinPageRoute],
+  // vercel.json's rewrite: /join/<linkId> → /api/join-page?linkId=<linkId>
+  [/^\/join\/[^/]+$/, joinPageRoute],
 ];
+
+const PUBLIC_DIR = fileURLToPath(new URL("../public/", import.meta.url));
+const STATIC_TYPES: Record<string, string> = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
 /** Serves the functions over plain HTTP, the way Vercel hands them web-standard Requests. */
 export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ url: string; server: Server; close(): Promise<void> }> {
@@ -47,6 +63,7 @@ export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ 
 async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
   const path = url.pathname.replace(/\/+$/, "");
+  if (await serveStatic(path, res)) return;
   const route = ROUTES.find(([pattern]) => pattern.test(path))?.[1];
   if (!route) {
     res.writeHead(404, { "content-type": "application/json" });
@@ -58,6 +75,9 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (Array.isArray(value)) value.forEach((v) => headers.append(name, v));
     else if (value !== undefined) headers.set(name, value);
   }
+  // As Vercel does: the client's address, set by the platform, never taken from the client.
+  headers.set("x-forwarded-for", req.socket.remoteAddress ?? "");
+  headers.delete("x-real-ip");
   const hasBody = req.method !== "GET" && req.method !== "HEAD";
   const request = new Request(url, {
     method: req.method ?? "GET",
@@ -67,4 +87,19 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const response = await route.fetch(request);
   res.writeHead(response.status, Object.fromEntries(response.headers));
   res.end(Buffer.from(await response.arrayBuffer()));
+}
+
+// Vercel serves public/ from its CDN before any function; only the join page's assets live there.
+async function serveStatic(path: string, res: ServerResponse): Promise<boolean> {
+  const match = /^\/assets\/([a-z0-9-]+\.(?:js|css))$/.exec(path);
+  if (!match?.[1]) return false;
+  let body: Buffer;
+  try {
+    body = await readFile(join(PUBLIC_DIR, "assets", match[1]));
+  } catch {
+    return false;
+  }
+  res.writeHead(200, { "content-type": STATIC_TYPES[extname(match[1])] ?? "application/octet-stream", "x-content-type-options": "nosniff" });
+  res.end(body);
+  return true;
 }

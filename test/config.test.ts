@@ -28,10 +28,28 @@ describe("loadConfig", () => {
     expect(config.xmtp).toMatchObject({ env: "production", dbEncryptionKey: "cd".repeat(32) });
     expect(config.redis).toEqual({ url: "https://eu1-example.upstash.io", token: "upstash-token-value", keyPrefix: "tg" });
     expect(config.publicUrl).toBe("https://gated.example.com");
-    expect(config.linkService).toEqual({
+    // The seed's link service is gone: no registration unless asked for.
+    expect(config.linkService).toBeNull();
+    expect(config.rateLimits.joinPerIp).toEqual({ limit: 60, windowSeconds: 60 });
+    expect(config.rateLimits.joinPerAddress).toEqual({ limit: 10, windowSeconds: 600 });
+  });
+
+  it("registers with a link service only when LINK_SERVICE_URL is set, and then needs its link base", () => {
+    const seed = loadConfig({ ...valid, LINK_SERVICE_URL: "https://backend-staging.converse.xyz/api/groups/create" });
+    expect(seed.linkService).toEqual({
       url: "https://backend-staging.converse.xyz/api/groups/create",
       baseUrl: "https://preview.converse.xyz/group/",
     });
+    expect(problem({ ...valid, LINK_SERVICE_URL: "https://links.example.com/api" }).variables).toEqual(["LINK_BASE_URL"]);
+    const own = loadConfig({ ...valid, LINK_SERVICE_URL: "https://links.example.com/api", LINK_BASE_URL: "https://l.example.com/g/" });
+    expect(own.linkService).toEqual({ url: "https://links.example.com/api", baseUrl: "https://l.example.com/g/" });
+  });
+
+  it("reads the join page's rate limits", () => {
+    const config = loadConfig({ ...valid, JOIN_RATE_LIMIT_PER_IP: "5/10", JOIN_RATE_LIMIT_PER_ADDRESS: "2/30" });
+    expect(config.rateLimits.joinPerIp).toEqual({ limit: 5, windowSeconds: 10 });
+    expect(config.rateLimits.joinPerAddress).toEqual({ limit: 2, windowSeconds: 30 });
+    expect(problem({ ...valid, JOIN_RATE_LIMIT_PER_IP: "lots" }).variables).toEqual(["JOIN_RATE_LIMIT_PER_IP"]);
   });
 
   it("accepts Vercel Marketplace's KV_REST_API_* names", () => {

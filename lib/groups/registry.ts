@@ -5,7 +5,7 @@ import type { Redis } from "../redis.js";
 import { storeCall } from "../redis.js";
 import { RulesSchema, type Rules } from "../eligibility/rules.js";
 
-/** Where a group stands: recorded but no link yet, or joinable through its link. */
+/** Where a group stands: recorded but not yet registered with the link service, or joinable. */
 export type GroupState = "pending-link" | "active";
 
 /** A group this backend created, as stored in Redis. */
@@ -16,7 +16,7 @@ export interface GroupRecord {
   readonly imageUrl?: string;
   readonly rules: Rules;
   readonly state: GroupState;
-  /** The link service's id for this group's link, once registered. */
+  /** The link service's id for this group's link, once registered; null without a link service. */
   readonly linkId: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -68,8 +68,8 @@ export interface GroupRegistry {
     record: Omit<GroupRecord, "state" | "linkId" | "createdAt" | "updatedAt">,
     idempotency?: { key: string; fingerprint: string },
   ): Promise<GroupRecord>;
-  /** Stores the group's link id and marks it active. */
-  activate(groupId: string, linkId: string): Promise<GroupRecord>;
+  /** Stores the group's link-service id (null without a link service) and marks it active. */
+  activate(groupId: string, linkId: string | null): Promise<GroupRecord>;
   /** Claims an idempotency key for a request whose body hashes to `fingerprint`. */
   claimIdempotencyKey(key: string, fingerprint: string): Promise<IdempotencyClaim>;
   /** Frees a claimed key whose attempt failed before any group existed, so a retry can start at once. */

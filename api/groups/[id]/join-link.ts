@@ -1,0 +1,17 @@
+import { appLogger } from "../../../lib/app.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../../lib/http.js";
+import { changeJoinLink, JoinLinkActionSchema } from "../../../lib/operator.js";
+import { operatorApp } from "../../_operator.js";
+
+/** `POST /api/groups/:id/join-link {action: "rotate" | "disable" | "enable"}`: manage the group's own join link. */
+export default defineRoute(
+  {
+    async POST(request) {
+      const app = operatorApp(request);
+      const groupId = groupIdFromPath(request);
+      const { action } = await readJsonBody(request, JoinLinkActionSchema);
+      return json(200, await changeJoinLink(app, groupId, action));
+    },
+  },
+  { logger: appLogger },
+);

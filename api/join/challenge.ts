@@ -1,0 +1,15 @@
+import { appLogger, getApp } from "../../lib/app.js";
+import { clientIp, defineRoute, json, readJsonBody } from "../../lib/http.js";
+import { ChallengeRequestSchema, issueChallenge } from "../../lib/join/join-flow.js";
+
+/** `POST /api/join/challenge {linkId, address, chainId}` → `{message, expiresAt}`: the sign-in message to sign. */
+export default defineRoute(
+  {
+    async POST(request) {
+      const app = getApp();
+      const body = await readJsonBody(request, ChallengeRequestSchema);
+      return json(200, await issueChallenge(app, body, clientIp(request)));
+    },
+  },
+  { logger: appLogger },
+);

@@ -1,0 +1,15 @@
+import { appLogger, getApp } from "../../lib/app.js";
+import { clientIp, defineRoute, json, readJsonBody } from "../../lib/http.js";
+import { joinWithSignature, JoinWithSignatureSchema } from "../../lib/join/join-flow.js";
+
+/** `POST /api/join {message, signature}` → `{status: "SUCCESS", groupId, openUrl}` or `{status: "DENIED", reason}`. */
+export default defineRoute(
+  {
+    async POST(request) {
+      const app = getApp();
+      const body = await readJsonBody(request, JoinWithSignatureSchema);
+      return json(200, await joinWithSignature(app, body, clientIp(request)));
+    },
+  },
+  { logger: appLogger },
+);

@@ -1,0 +1,212 @@
+import * as v from "valibot";
+import { getAddress, type Hex } from "viem";
+import { createSiweMessage, parseSiweMessage } from "viem/siwe";
+import { AddressSchema } from "../address.js";
+import type { Config } from "../config.js";
+import { describeRules } from "../eligibility/evaluate.js";
+import type { Rules } from "../eligibility/rules.js";
+import { NotFoundError, UnauthorizedError } from "../errors.js";
+import { JOIN_LINK_ID, type JoinLinkStore } from "../groups/join-links.js";
+import type { GroupRecord } from "../groups/registry.js";
+import { decideJoin, INACTIVE_LINK_REASON, type JoinDeps } from "../handle-join.js";
+import { joinPageUrl } from "../create-group.js";
+import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "./challenge-store.js";
+import type { SignatureVerifier } from "./signature-verifier.js";
+import type { Address } from "../xmtp/port.js";
+import { chainName } from "../eligibility/evaluate.js";
+
+/** Where a joined person can open the group (xmtp.chat deep-links a conversation by its id). */
+export const openInXmtpChat = (groupId: string): string => `https://xmtp.chat/conversations/${groupId}`;
+
+/** What the join page and its two endpoints need. */
+export interface JoinFlowDeps extends JoinDeps {
+  readonly config: JoinDeps["config"] & Pick<Config, "publicUrl">;
+  readonly joinLinks: Pick<JoinLinkStore, "resolve">;
+  readonly challenges: ChallengeStore;
+  readonly signatures: SignatureVerifier;
+  readonly now: () => Date;
+}
+
+/** What the join page shows. */
+export type JoinPageView =
+  | {
+      readonly found: true;
+      readonly linkId: string;
+      readonly name: string;
+      readonly description: string;
+      readonly imageUrl?: string;
+      /** What it takes to join, in plain words: all of them, one of them, or the only one. */
+      readonly requirements: { readonly mode: "all" | "any"; readonly items: readonly string[] };
+    }
+  | { readonly found: false };
+
+/** The active group behind a join link, or null when the link is unknown, replaced or turned off. */
+async function groupOfLink(deps: Pick<JoinFlowDeps, "joinLinks" | "registry">, linkId: string): Promise<GroupRecord | null> {
+  const link = await deps.joinLinks.resolve(linkId);
+  if (!link?.enabled) return null;
+  const group = await deps.registry.get(link.groupId);
+  return group?.state === "active" ? group : null;
+}
+
+/**
+ * The join page's content for a link.
+ * @throws {import("../errors.js").StoreUnavailableError}
+ */
+export async function loadJoinPage(deps: Pick<JoinFlowDeps, "joinLinks" | "registry">, linkId: string): Promise<JoinPageView> {
+  const group = await groupOfLink(deps, linkId);
+  if (!group) return { found: false };
+  return {
+    found: true,
+    linkId,
+    name: group.name,
+    description: group.description,
+    ...(group.imageUrl ? { imageUrl: group.imageUrl } : {}),
+    requirements: requirements(group.rules),
+  };
+}
+
+function requirements(rules: Rules): { mode: "all" | "any"; items: string[] } {
+  if ("all" in rules) return { mode: "all", items: rules.all.map(describeRules) };
+  if ("any" in rules) return { mode: "any", items: rules.any.map(describeRules) };
+  return { mode: "all", items: [describeRules(rules)] };
+}
+
+/** `POST /api/join/challenge` body. */
+export const ChallengeRequestSchema = v.strictObject({
+  linkId: v.pipe(v.string("must be a string"), v.regex(JOIN_LINK_ID, "must be a join link id")),
+  address: AddressSchema,
+  chainId: v.pipe(v.number("must be a number"), v.integer("must be a whole number"), v.minValue(1, "must be positive"), v.maxValue(Number.MAX_SAFE_INTEGER)),
+});
+
+/** `POST /api/join` body. */
+export const JoinWithSignatureSchema = v.strictObject({
+  message: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(4096, "must be at most 4096 characters")),
+  // EIP-6492 signatures carry a factory call, so they may be long; 64 KiB of body caps them anyway.
+  signature: v.pipe(v.string("must be a string"), v.regex(/^0x(?:[0-9a-fA-F]{2}){1,30000}$/, "must be a 0x hex signature")),
+});
+
+/** A sign-in message for the wallet to sign. */
+export interface IssuedMessage {
+  readonly message: string;
+  readonly expiresAt: string;
+}
+
+/**
+ * Composes an EIP-4361 message for `address` to join the group behind `linkId`, with a single-use
+ * nonce remembered for {@link CHALLENGE_TTL_SECONDS}.
+ * @throws {import("../errors.js").RateLimitedError} over the per-IP or per-address limit (429).
+ * @throws {NotFoundError} the link is unknown, replaced or turned off (404).
+ */
+export async function issueChallenge(
+  deps: JoinFlowDeps,
+  input: v.InferOutput<typeof ChallengeRequestSchema>,
+  ip: string,
+): Promise<IssuedMessage> {
+  const { rateLimits } = deps.config;
+  await deps.rateLimiter.hit(`join-challenge:ip:${ip}`, rateLimits.joinPerIp, "Too many join attempts from this network; try again later");
+  await deps.rateLimiter.hit(`join-challenge:address:${input.address}`, rateLimits.joinPerAddress, "Too many join attempts for this wallet; try again later");
+  const group = await groupOfLink(deps, input.linkId);
+  if (!group) throw new NotFoundError(INACTIVE_LINK_REASON);
+
+  const issuedAt = deps.now();
+  const expiresAt = new Date(issuedAt.getTime() + CHALLENGE_TTL_SECONDS * 1000);
+  const nonce = deps.challenges.newNonce();
+  const message = createSiweMessage({
+    domain: new URL(deps.config.publicUrl).host,
+    address: getAddress(input.address),
+    statement: statementFor(group.name),
+    uri: joinPageUrl(deps.config.publicUrl, input.linkId),
+    version: "1",
+    chainId: input.chainId,
+    nonce,
+    issuedAt,
+    expirationTime: expiresAt,
+  });
+  await deps.challenges.save(nonce, {
+    linkId: input.linkId,
+    groupId: group.groupId,
+    address: input.address,
+    chainId: input.chainId,
+    messageHash: hashMessage(message),
+    expiresAt: expiresAt.toISOString(),
+  });
+  return { message, expiresAt: expiresAt.toISOString() };
+}
+
+// EIP-4361: one line, no newline; the group's name says what the signature is for.
+function statementFor(name: string): string {
+  const clean = name.replace(/[\p{Cc}\p{Cf}\u2028\u2029]+/gu, " ").trim();
+  return `Join the XMTP group chat "${clean}". Signing proves you own this wallet; it costs nothing and sends no transaction.`;
+}
+
+/** What the join page shows after the signature: joined, or denied with the reason. */
+export type JoinPageResult =
+  | { readonly status: "SUCCESS"; readonly groupId: string; readonly openUrl: string }
+  | { readonly status: "DENIED"; readonly reason: string };
+
+/**
+ * Checks a signed sign-in message (ours, unused, for this site, not expired, signed by its address:
+ * EOA offline, smart-contract wallets via EIP-1271/6492 on the chain), uses its nonce, then
+ * decides the join exactly as the webhook does.
+ * @throws {import("../errors.js").InvalidRequestError} the message is not an EIP-4361 message (400).
+ * @throws {UnauthorizedError} not issued here, already used, expired, another site's, or not signed by its address (401).
+ * @throws {import("../errors.js").RateLimitedError} over a limit (429).
+ * @throws {import("./signature-verifier.js").SignatureCheckUnavailableError} the chain could not be asked (503).
+ * @throws {import("../xmtp/port.js").XmtpUnavailableError} XMTP unreachable (503).
+ */
+export async function joinWithSignature(
+  deps: JoinFlowDeps,
+  input: v.InferOutput<typeof JoinWithSignatureSchema>,
+  ip: string,
+): Promise<JoinPageResult> {
+  const { rateLimits, publicUrl } = deps.config;
+  await deps.rateLimiter.hit(`join:ip:${ip}`, rateLimits.joinPerIp, "Too many join attempts from this network; try again later");
+
+  const fields = parseSiweMessage(input.message);
+  const address = v.safeParse(AddressSchema, fields.address ?? "");
+  if (!address.success || !fields.nonce || !fields.domain || !fields.uri || fields.chainId === undefined) {
+    throw new UnauthorizedError("This is not a sign-in message from this site; start again from the join page");
+  }
+  await deps.rateLimiter.hit(`join:address:${address.output}`, rateLimits.joinPerAddress, "Too many join attempts for this wallet; try again later");
+
+  const now = deps.now();
+  if (fields.domain !== new URL(publicUrl).host) throw new UnauthorizedError("This sign-in message is for another site");
+  if (!fields.uri.startsWith(`${publicUrl}/join/`)) throw new UnauthorizedError("This sign-in message is for another page");
+  if (!fields.expirationTime || !(fields.expirationTime.getTime() > now.getTime())) {
+    throw new UnauthorizedError("This sign-in message has expired; start again");
+  }
+  if (fields.notBefore && fields.notBefore.getTime() > now.getTime()) throw new UnauthorizedError("This sign-in message is not valid yet");
+
+  const issued = await deps.challenges.peek(fields.nonce);
+  if (issued.state === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
+  // Only the exact text we composed is accepted: no field can be changed after issue.
+  if (issued.state === "unknown" || issued.challenge.messageHash !== hashMessage(input.message)) {
+    throw new UnauthorizedError("This sign-in message was not issued here or has expired; start again");
+  }
+  const { challenge } = issued;
+
+  const check = await deps.signatures.verify({ address: challenge.address as Address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId });
+  if (!check.valid) {
+    throw new UnauthorizedError(
+      check.reason === "no-rpc"
+        ? `The signature is not from ${getAddress(challenge.address)}, or it is a smart-contract wallet on ${chainName(challenge.chainId)}, which this site cannot check`
+        : `The signature is not from ${getAddress(challenge.address)}`,
+    );
+  }
+  // Checked before the nonce is used: a person told "busy" can send the same signature again.
+  await deps.rateLimiter.hit(`group:${challenge.groupId}`, rateLimits.perGroup, "Too many join requests for this group right now; try again later");
+
+  const used = await deps.challenges.consume(fields.nonce);
+  if (used === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
+  if (used === "unknown") throw new UnauthorizedError("This sign-in message has expired; start again");
+
+  // The link may have been replaced or turned off since the message was issued.
+  const link = await deps.joinLinks.resolve(challenge.linkId);
+  if (!link?.enabled || link.groupId !== challenge.groupId) return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+
+  const decision = await decideJoin(deps, { groupId: challenge.groupId, address: challenge.address as Address }, "join-page");
+  deps.logger.info("join_page_signed", { groupId: challenge.groupId, wallet: check.kind, status: decision.status });
+  return decision.status === "SUCCESS"
+    ? { status: "SUCCESS", groupId: challenge.groupId, openUrl: openInXmtpChat(challenge.groupId) }
+    : decision;
+}
