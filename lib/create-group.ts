@@ -108,7 +108,7 @@ export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput
 }
 
 async function finish(deps: CreateGroupDeps, record: GroupRecord): Promise<CreatedGroup> {
-  // The own link first: it needs only Redis, so even a group whose registration failed can be joined.
+  // Made before registering, so the operator's retry after a failed registration gets the same link back.
   const joinLink = await deps.joinLinks.ensure(record.groupId);
   let current = record;
   if (record.state === "pending-link") {

@@ -23,8 +23,11 @@ describe("POST /api/create", () => {
     server.use(linkServiceOk("abc123"));
     const res = await create({ name: "Holders", description: "For holders", rules: { type: "open" } });
     expect(res.status).toBe(201);
-    const body = (await res.json()) as { groupId: string; groupLinkId: string; url: string };
+    const body = (await res.json()) as { groupId: string; groupLinkId: string; url: string; joinLinkId: string; joinUrl: string };
     expect(body).toMatchObject({ groupLinkId: "abc123", url: "https://links.example.test/group/abc123" });
+    // The group's own join link comes beside the link service's.
+    expect(body.joinUrl).toBe(`https://gated.example.test/join/${body.joinLinkId}`);
+    expect(await t.app.joinLinks.resolve(body.joinLinkId)).toEqual({ groupId: body.groupId, enabled: true });
     expect(body.groupId).toMatch(/^[0-9a-f]{32}$/);
     expect(t.network.groups.get(body.groupId)?.info).toMatchObject({ name: "Holders", description: "For holders" });
     expect(linkRequests).toEqual([
@@ -111,8 +114,11 @@ describe("POST /api/create", () => {
     server.use(linkServiceOk("later1"));
     const second = await create({ name: "Retry me" }, key);
     expect(second.status).toBe(201);
-    expect(await second.json()).toMatchObject({ groupId: failed.error.groupId, groupLinkId: "later1" });
+    const finished = (await second.json()) as { joinLinkId: string };
+    expect(finished).toMatchObject({ groupId: failed.error.groupId, groupLinkId: "later1" });
     expect(t.network.groups.size).toBe(1);
+    // The join link made during the failed attempt is the one answered now, not a second one.
+    expect(await t.app.joinLinks.ensure(failed.error.groupId)).toEqual({ linkId: finished.joinLinkId, enabled: true });
 
     const third = await create({ name: "Retry me" }, key);
     expect(await third.json()).toMatchObject({ groupId: failed.error.groupId, groupLinkId: "later1" });

@@ -88,3 +88,40 @@ contract Reverter {
         revert("always reverts");
     }
 }
+
+/// An EIP-1271 smart-contract wallet with one owner key: a signature is valid when the owner's key made it.
+contract OwnedWallet {
+    address public immutable owner;
+
+    constructor(address owner_) {
+        owner = owner_;
+    }
+
+    function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        if (signature.length != 65) return 0xffffffff;
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        address signer = ecrecover(hash, v, r, s);
+        return signer != address(0) && signer == owner ? bytes4(0x1626ba7e) : bytes4(0xffffffff);
+    }
+}
+
+/// An EIP-1271 wallet that refuses every signature.
+contract RefusingWallet {
+    function isValidSignature(bytes32, bytes calldata) external pure returns (bytes4) {
+        return 0xffffffff;
+    }
+}
+
+/// Deploys OwnedWallets at CREATE2 addresses: what an EIP-6492 signature of a not-yet-deployed wallet calls.
+contract OwnedWalletFactory {
+    function deploy(address owner, bytes32 salt) external returns (address) {
+        return address(new OwnedWallet{salt: salt}(owner));
+    }
+
+    function addressOf(address owner, bytes32 salt) external view returns (address) {
+        bytes32 init = keccak256(abi.encodePacked(type(OwnedWallet).creationCode, abi.encode(owner)));
+        return address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, init)))));
+    }
+}
