@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { encodeFunctionData, getAddress, serializeErc6492Signature, type Address, type Hex } from "viem";
+import { createPublicClient, encodeFunctionData, getAddress, http, serializeErc6492Signature, type Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { createSiweMessage, parseSiweMessage } from "viem/siwe";
 import createRoute from "../../api/create.js";
@@ -257,7 +257,6 @@ describe("smart-contract wallets on the local chain", () => {
     const factory = await chain.deploy("OwnedWalletFactory");
     const salt = `0x${"07".repeat(32)}`;
     const factoryAbi = chain.contracts.OwnedWalletFactory!.abi;
-    const { createPublicClient, http } = await import("viem");
     const rpc = createPublicClient({ transport: http(chain.url) });
     const counterfactual = (await rpc.readContract({ address: factory, abi: factoryAbi, functionName: "addressOf", args: [owner.address, salt] })) as Address;
     expect(await rpc.getCode({ address: counterfactual })).toBeUndefined();
