@@ -14,6 +14,8 @@ import { startLocalServer } from "./local-server.js";
 // - No Redis configured → starts a throwaway redis-server with an Upstash-REST bridge in front.
 // - No XMTP_ENV → an in-memory XMTP network (every wallet counts as having an inbox), so the
 //   create → join flow works offline; set XMTP_ENV=dev (and a wallet key) to use XMTP's dev network.
+// - Groups get their own join page (/join/<id>); DEV_LINK_SERVICE=1 also starts a stand-in
+//   Converse-style link service, to try the webhook path.
 for (const file of [".env.local", ".env"]) if (existsSync(file)) process.loadEnvFile(file);
 const env = process.env;
 const port = Number(env.PORT ?? 3000);
@@ -28,7 +30,7 @@ if (!env.UPSTASH_REDIS_REST_URL && !env.KV_REST_API_URL) {
   console.log(`redis: started ${redis.url} behind an Upstash REST bridge at ${bridge.url}`);
 }
 const offline = !env.XMTP_ENV;
-if (!env.LINK_SERVICE_URL) {
+if (!env.LINK_SERVICE_URL && env.DEV_LINK_SERVICE === "1") {
   const links = await startDevLinkService();
   cleanups.push(() => links.close());
   env.LINK_SERVICE_URL = `${links.url}/api/groups/create`;
@@ -59,6 +61,7 @@ setApp(createApp(config, network ? { xmtp: network.port(address) } : {}));
 
 const server = await startLocalServer(port, "127.0.0.1");
 console.log(`functions: ${server.url}/api/create, ${server.url}/api/webhook`);
+console.log(`join pages: ${config.publicUrl}/join/<joinLinkId> (the joinUrl /api/create answers; open it in a browser with a wallet)`);
 console.log(`xmtp: ${offline ? "in-memory network (offline; set XMTP_ENV to use a real one)" : config.xmtp.env} as ${address}`);
 
 const stop = async () => {

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createJoinLinkStore } from "../lib/groups/join-links.js";
 import { webhookToken } from "../lib/groups/link-token.js";
+import { createGroupRegistry } from "../lib/groups/registry.js";
 import { freePort } from "./support/redis-server.js";
-import { ADMIN_KEY, testEnv, WEBHOOK_SECRET } from "./support/test-app.js";
+import { ADMIN_KEY, testEnv, testRedis, WEBHOOK_SECRET } from "./support/test-app.js";
 
 // The functions under the real Vercel dev runtime (`vercel dev --local`, no account), not only our own server.
 // XMTP_ENV=local points the real SDK at localhost:5556, where nothing listens: the 503 path is the real binding's.
@@ -12,15 +14,17 @@ const VERCEL_CLI = "60.1.3";
 let child: ChildProcess;
 let base: string;
 let output = "";
+let env: Record<string, string>;
 
 beforeAll(async () => {
+  env = testEnv({ XMTP_ENV: "local" });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const bin = join(process.cwd(), "node_modules", ".bin");
   // Through npx, not a devDependency: the CLI's optional per-platform packages are not all on every registry
   // mirror, which leaves a lockfile `npm ci` rejects. npx caches it after the first run.
   child = spawn("npx", ["--yes", `vercel@${VERCEL_CLI}`, "dev", "--local", "--yes", "--listen", String(port)], {
-    env: { ...process.env, ...testEnv({ XMTP_ENV: "local" }), PATH: `${bin}:${process.env.PATH ?? ""}`, VERCEL_TELEMETRY_DISABLED: "1" },
+    env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH ?? ""}`, VERCEL_TELEMETRY_DISABLED: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (c: Buffer) => (output += c.toString()));
@@ -63,5 +67,43 @@ describe("under vercel dev --local", () => {
     const res = await postJson("/api/create", { name: "x" }, { authorization: `Bearer ${ADMIN_KEY}` });
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ error: { code: "unavailable", message: "The XMTP network is unavailable; try again in a moment" } });
+  }, 60_000);
+});
+
+describe("the join page under vercel dev --local", () => {
+  it("rewrites /join/<id> to the page function: the group's page, or the friendly 404", async () => {
+    // Seeded straight into Redis under the dev server's key prefix (creating needs XMTP, which is down here).
+    const registry = createGroupRegistry(testRedis(), env.REDIS_KEY_PREFIX!);
+    await registry.insertPending({ groupId: "beef01", name: "Vercel dev group", description: "", rules: { type: "open" } });
+    await registry.activate("beef01", null);
+    const { linkId } = await createJoinLinkStore(testRedis(), env.REDIS_KEY_PREFIX!).ensure("beef01");
+
+    const page = await fetch(`${base}/join/${linkId}`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+    expect(await page.text()).toContain("<h1>Vercel dev group</h1>");
+
+    const missing = await fetch(`${base}/join/${"Q".repeat(22)}`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain("This link doesn't work");
+  }, 60_000);
+
+  it("serves the page's script and stylesheet from public/, and none of the project's own files", async () => {
+    const script = await fetch(`${base}/assets/join.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect(script.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(await script.text()).toContain("/api/join/challenge");
+    expect((await fetch(`${base}/assets/join.css`)).status).toBe(200);
+    for (const path of ["/package.json", "/lib/config.ts", "/.env.example", "/README.md"]) {
+      const res = await fetch(base + path);
+      expect(res.status, path).toBe(404);
+    }
+  }, 60_000);
+
+  it("answers the challenge endpoint's bad input with a JSON 400", async () => {
+    const res = await postJson("/api/join/challenge", { linkId: "x" });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "invalid_request" } });
   }, 60_000);
 });
