@@ -48,7 +48,20 @@ async function newGroup(name: string, rules: Rules = { type: "open" }): Promise<
 }
 
 /** A phone-sized page that records console errors and uncaught exceptions. */
-async function openPage(wallet?: { account: PrivateKeyAccount; reject?: boolean }): Promise<{ page: Page; errors: string[]; close(): Promise<void> }> {
+interface TestWallet {
+  readonly address: string;
+  /** Signs the raw bytes personal_sign was given. */
+  sign(this: void, hex: Hex): Promise<Hex>;
+  readonly reject?: boolean;
+}
+
+const walletOf = (account: PrivateKeyAccount, reject = false): TestWallet => ({
+  address: account.address,
+  sign: (hex) => account.signMessage({ message: { raw: hex } }),
+  reject,
+});
+
+async function openPage(wallet?: TestWallet): Promise<{ page: Page; errors: string[]; close(this: void): Promise<void> }> {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   const page = await context.newPage();
   const errors: string[] = [];
@@ -58,10 +71,10 @@ async function openPage(wallet?: { account: PrivateKeyAccount; reject?: boolean 
   page.on("pageerror", (error) => errors.push(error.message));
   if (wallet) {
     // Signs in Node with the local key, as a wallet would after the person taps "Sign".
-    await page.exposeFunction("__testWalletSign", (hex: string) => wallet.account.signMessage({ message: { raw: hex as Hex } }));
+    await page.exposeFunction("__testWalletSign", (hex: Hex) => wallet.sign(hex));
     await page.addInitScript({
       content: `(() => {
-        const account = ${JSON.stringify(wallet.account.address)};
+        const account = ${JSON.stringify(wallet.address)};
         const reject = ${JSON.stringify(wallet.reject === true)};
         window.ethereum = {
           async request({ method, params }) {
@@ -95,7 +108,7 @@ describe("join page in headless Chromium", () => {
     const { groupId, joinUrl } = await newGroup("Token holders");
     const account = privateKeyToAccount(generatePrivateKey());
     t.network.register(account.address);
-    const { page, errors, close } = await openPage({ account });
+    const { page, errors, close } = await openPage(walletOf(account));
     try {
       await page.goto(joinUrl);
       await expect.poll(() => page.locator("h1").textContent()).toBe("Token holders");
@@ -117,7 +130,7 @@ describe("join page in headless Chromium", () => {
     const { groupId, joinUrl } = await newGroup("Allowlisted", { type: "allowlist", addresses: [privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`] });
     const account = privateKeyToAccount(generatePrivateKey());
     t.network.register(account.address);
-    const { page, errors, close } = await openPage({ account });
+    const { page, errors, close } = await openPage(walletOf(account));
     try {
       expect(await tapJoin(page, joinUrl)).toBe("denied");
       const text = await page.locator("#status").textContent();
@@ -147,7 +160,7 @@ describe("join page in headless Chromium", () => {
 
   it("says nothing was signed when the person cancels in the wallet, and lets them try again", async () => {
     const { joinUrl } = await newGroup("Cancel me");
-    const { page, errors, close } = await openPage({ account: privateKeyToAccount(generatePrivateKey()), reject: true });
+    const { page, errors, close } = await openPage(walletOf(privateKeyToAccount(generatePrivateKey()), true));
     try {
       expect(await tapJoin(page, joinUrl)).toBe("cancelled");
       expect(await page.getByRole("button").textContent()).toBe("Try again");
@@ -179,14 +192,11 @@ describe("join page in headless Chromium", () => {
     t.network.register(account.address);
     const seen: string[] = [];
     const { page, close } = await openPage({
-      account: {
-        ...account,
-        signMessage: async ({ message }) => {
-          const raw = (message as { raw: Hex }).raw;
-          seen.push(hexToString(raw));
-          return account.signMessage({ message: { raw } });
-        },
-      } as PrivateKeyAccount,
+      address: account.address,
+      sign: (raw) => {
+        seen.push(hexToString(raw));
+        return account.signMessage({ message: { raw } });
+      },
     });
     try {
       expect(await tapJoin(page, joinUrl)).toBe("joined");
