@@ -10,6 +10,7 @@ const USAGE = `usage: npm run groups -- <command> [--json]
   send <groupId> <text>
   messages <groupId> [--limit N] [--before ISO]
   audit <groupId> [--limit N] [--offset N]
+  link <groupId> rotate|disable|enable
   reverify [--dry-run]`;
 
 /** Runs one CLI command; answers the exit code. Output goes through `out`/`err` (tests capture them). */
@@ -72,6 +73,12 @@ export async function runCli(
       case "audit":
         path = `/api/groups/${needGroup()}/audit${query({ limit: values.limit, offset: values.offset })}`;
         break;
+      case "link":
+        path = `/api/groups/${needGroup()}/join-link`;
+        method = "POST";
+        if (rest.length !== 1 || !["rotate", "disable", "enable"].includes(rest[0]!)) throw new UsageError("link needs one of rotate, disable, enable");
+        body = { action: rest[0] };
+        break;
       case "reverify":
         path = `/api/cron/reverify${values["dry-run"] ? "?dryRun=1" : ""}`;
         break;
@@ -133,12 +140,14 @@ function render(command: string, data: Record<string, unknown>): string {
     case "list":
       return `${table(list("groups"), ["groupId", "name", "memberCount", "state", "url"])}\n${String(data.total)} group(s)`;
     case "show":
-      return `${text(data.name)} (${text(data.groupId)})\n${text(data.description)}\nlink: ${text(data.url)}\nrules: ${JSON.stringify(data.rules)}\n\n${table(list("members"), ["address", "joinedAt", "via", "isAdmin"])}`;
+      return `${text(data.name)} (${text(data.groupId)})\n${text(data.description)}\nlink: ${text(data.url)}\njoin page: ${text(data.joinUrl)}${data.joinLinkEnabled === false ? " (disabled)" : ""}\nrules: ${JSON.stringify(data.rules)}\n\n${table(list("members"), ["address", "joinedAt", "via", "isAdmin"])}`;
     case "add":
     case "remove":
       return table(list("results"), ["address", "result"]);
     case "send":
       return `sent ${String(data.messageId)}`;
+    case "link":
+      return `join page: ${text(data.joinUrl)}${data.joinLinkEnabled === false ? " (disabled)" : ""}`;
     case "messages":
       return table(list("messages"), ["sentAt", "sender", "text"]);
     case "audit":

@@ -55,6 +55,16 @@ describe("groups CLI against a running local server", () => {
     expect(JSON.parse(json.out)).toMatchObject({ total: 1 });
     expect((await cli(["remove", groupId, member])).out).toMatch(/removed/);
     expect((await cli(["reverify", "--dry-run"])).out).toMatch(/would remove/);
+
+    const shown = (await cli(["show", groupId])).out;
+    const joinUrl = /join page: (\S+)/.exec(shown)?.[1];
+    expect(joinUrl).toMatch(/^https:\/\/gated\.example\.test\/join\/[\w-]{22}$/);
+    const rotated = await cli(["link", groupId, "rotate"]);
+    expect(rotated.code).toBe(0);
+    expect(rotated.out).toMatch(/^join page: https:\/\/gated\.example\.test\/join\/[\w-]{22}$/);
+    expect(rotated.out).not.toContain(joinUrl);
+    expect((await cli(["link", groupId, "disable"])).out).toMatch(/\(disabled\)$/);
+    expect((await cli(["link", groupId, "explode"])).code).toBe(2);
   });
 
   it("clear errors: bad key, unknown group, network, usage", async () => {
