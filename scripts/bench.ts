@@ -11,6 +11,16 @@ import { startLocalChain } from "../test/support/evm.js";
 import { startRedisServer } from "../test/support/redis-server.js";
 import { runWorker } from "../test/support/spawn-worker.js";
 import { startUpstashBridge } from "../test/support/upstash-bridge.js";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { createApp } from "../lib/app.js";
+import { loadConfig } from "../lib/config.js";
+import { createGroup } from "../lib/create-group.js";
+import { issueChallenge, joinWithSignature, loadJoinPage } from "../lib/join/join-flow.js";
+import { renderJoinPage } from "../lib/join/join-page-html.js";
+import { createSignatureVerifier } from "../lib/join/signature-verifier.js";
+import { silentLogger } from "../lib/log.js";
+import { createWalletSigner } from "../lib/xmtp/signer.js";
+import { FakeXmtpNetwork } from "../test/support/fake-xmtp.js";
 
 // `npm run bench`: the durable XMTP database against a local redis-server through the Upstash REST bridge.
 // The "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
@@ -138,6 +148,65 @@ rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 
   const pct = (t: number[], p: number) => t[Math.floor((t.length - 1) * p)]!.toFixed(2);
   rows.push(["-", "eligibility, 5 leaves, no cache", `p50 ${pct(cold, 0.5)} ms, p95 ${pct(cold, 0.95)} ms`, "", `${perDecision} JSON-RPC HTTP requests per decision`]);
   rows.push(["-", "eligibility, 5 leaves, cached", `p50 ${pct(warm, 0.5)} ms, p95 ${pct(warm, 0.95)} ms`, "", `${(rpcRequests - r1) / wallets.length} JSON-RPC requests per decision`]);
+  await chain.stop();
+}
+
+// The join page: page render, challenge, and sign-in + decision (XMTP double, so Redis and crypto are what is measured).
+{
+  const chain = await startLocalChain(31337);
+  const backendKey = generatePrivateKey();
+  const config = loadConfig({
+    XMTP_WALLET_KEY: backendKey,
+    XMTP_DB_ENCRYPTION_KEY: "22".repeat(32),
+    XMTP_ENV: "dev",
+    UPSTASH_REDIS_REST_URL: upstash.url,
+    UPSTASH_REDIS_REST_TOKEN: upstash.token,
+    REDIS_KEY_PREFIX: `benchjoin${Date.now()}`,
+    ADMIN_API_KEY: "a".repeat(32),
+    WEBHOOK_SECRET: "w".repeat(32),
+    PUBLIC_URL: "https://gated.example.com",
+    JOIN_RATE_LIMIT_PER_IP: "100000/60",
+    JOIN_RATE_LIMIT_PER_ADDRESS: "100000/60",
+    RPC_URL_31337: chain.url,
+  });
+  const network = new FakeXmtpNetwork({ autoRegister: true });
+  const app = createApp(config, { xmtp: network.port(createWalletSigner(backendKey).address), logger: silentLogger });
+  const group = await createGroup(app, { name: "Bench", description: "", rules: { type: "open" } });
+  const n = 100;
+  const pages: number[] = [];
+  const challenges: number[] = [];
+  const joins: number[] = [];
+  let joinRequests = 0;
+  for (let i = 0; i < n; i++) {
+    pages.push((await time(async () => renderJoinPage(await loadJoinPage(app, group.joinLinkId))))[0]);
+    const person = privateKeyToAccount(generatePrivateKey());
+    const [tc, issued] = await time(() => issueChallenge(app, { linkId: group.joinLinkId, address: person.address.toLowerCase() as `0x${string}`, chainId: 1 }, "203.0.113.1"));
+    challenges.push(tc);
+    const signature = await person.signMessage({ message: issued.message });
+    const r0 = bridge.stats.requests;
+    const [tj, result] = await time(() => joinWithSignature(app, { message: issued.message, signature }, "203.0.113.1"));
+    joinRequests += bridge.stats.requests - r0;
+    if (result.status !== "SUCCESS") throw new Error("bench join failed");
+    joins.push(tj);
+  }
+  const owner = privateKeyToAccount(generatePrivateKey());
+  const scw = await chain.deploy("OwnedWallet", [owner.address]);
+  const verifier = createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls });
+  const contract: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const message = `bench ${i}`;
+    const signature = await owner.signMessage({ message });
+    const [t, check] = await time(() => verifier.verify({ address: scw.toLowerCase() as `0x${string}`, message, signature, chainId: 31337 }));
+    if (!check.valid) throw new Error("bench EIP-1271 check failed");
+    contract.push(t);
+  }
+  const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+  const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(2);
+  const line = (name: string, t: number[], note: string) => rows.push(["-", name, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
+  line("join page: load + render", pages, "1 Redis script + 1 GET");
+  line("join page: challenge", challenges, "2 rate-limit scripts, link lookup, 1 SET");
+  line("join page: sign-in + join (EOA)", joins, `${(joinRequests / n).toFixed(1)} Upstash REST requests per join; signature checked offline`);
+  line("join page: EIP-1271 check on anvil", contract, "eth_getCode + one eth_call (ERC-6492 validator)");
   await chain.stop();
 }
 
