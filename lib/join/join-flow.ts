@@ -3,7 +3,7 @@ import { getAddress, type Hex } from "viem";
 import { createSiweMessage, parseSiweMessage } from "viem/siwe";
 import { AddressSchema } from "../address.js";
 import type { Config } from "../config.js";
-import { describeRules } from "../eligibility/evaluate.js";
+import { chainName, describeRules } from "../eligibility/evaluate.js";
 import type { Rules } from "../eligibility/rules.js";
 import { NotFoundError, UnauthorizedError } from "../errors.js";
 import { JOIN_LINK_ID, type JoinLinkStore } from "../groups/join-links.js";
@@ -13,7 +13,6 @@ import { joinPageUrl } from "../create-group.js";
 import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "./challenge-store.js";
 import type { SignatureVerifier } from "./signature-verifier.js";
 import type { Address } from "../xmtp/port.js";
-import { chainName } from "../eligibility/evaluate.js";
 
 /** Where a joined person can open the group (xmtp.chat deep-links a conversation by its id). */
 export const openInXmtpChat = (groupId: string): string => `https://xmtp.chat/conversations/${groupId}`;

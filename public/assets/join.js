@@ -69,6 +69,7 @@
       const wait = Number(response.headers.get("retry-after")) || 60;
       return { title: "Too many attempts", body: `${message || "Please wait"}. Try again in ${wait} seconds.` };
     }
+    if (response.status === 503) return { title: "A temporary problem", body: message || "Try again in a moment." };
     if (response.status >= 500) return { title: "Something went wrong on our side", body: message || "Try again in a moment." };
     return { title: "That did not work", body: message || `The server answered ${response.status}.` };
   }

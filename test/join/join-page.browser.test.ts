@@ -171,6 +171,28 @@ describe("join page in headless Chromium", () => {
     }
   });
 
+  it("offers a retry on a temporary failure, and the retry joins", async () => {
+    const { groupId, joinUrl } = await newGroup("Flaky network");
+    const account = privateKeyToAccount(generatePrivateKey());
+    t.network.register(account.address);
+    const { page, errors, close } = await openPage(walletOf(account));
+    t.network.down = true;
+    try {
+      expect(await tapJoin(page, joinUrl)).toBe("error");
+      expect(await page.locator("#status").textContent()).toContain("The XMTP network is unavailable; try again in a moment");
+      await page.screenshot({ path: join(ARTIFACTS, "join-page-retry.png"), fullPage: true });
+      t.network.down = false;
+      await page.getByRole("button", { name: "Try again" }).click();
+      await page.locator("#status[data-state='joined']").waitFor({ timeout: 15_000 });
+      expect(t.network.memberAddresses(groupId)).toContain(account.address.toLowerCase());
+      // The 503 itself is logged by Chromium as a failed resource; nothing else may be.
+      expect(errors.filter((e) => !/status of 503/.test(e))).toEqual([]);
+    } finally {
+      t.network.down = false;
+      await close();
+    }
+  });
+
   it("shows the friendly 404 page for a link that does not exist, without errors or scripts", async () => {
     const { page, errors, close } = await openPage();
     try {
