@@ -4,7 +4,7 @@ import type { Config } from "./config.js";
 import type { EligibilityService } from "./eligibility/service.js";
 import { OPEN_RULES, RulesSchema, type Rules } from "./eligibility/rules.js";
 import { ConflictError, InvalidRequestError } from "./errors.js";
-import type { JoinLinkStore } from "./groups/join-links.js";
+import { groupUrls, type JoinLinkStore } from "./groups/join-links.js";
 import { webhookToken } from "./groups/link-token.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
 import type { LinkService } from "./link-service.js";
@@ -125,14 +125,15 @@ async function finish(deps: CreateGroupDeps, record: GroupRecord): Promise<Creat
     }
     current = await deps.registry.activate(record.groupId, linkId);
   }
-  const joinUrl = joinPageUrl(deps.config.publicUrl, joinLink.linkId);
-  const service = deps.config.linkService && current.linkId ? { groupLinkId: current.linkId, url: deps.config.linkService.baseUrl + current.linkId } : null;
-  return { groupId: current.groupId, joinLinkId: joinLink.linkId, joinUrl, url: service?.url ?? joinUrl, ...(service ? { groupLinkId: service.groupLinkId } : {}), rules: current.rules };
-}
-
-/** The join page of a link on this deployment. */
-export function joinPageUrl(publicUrl: string, joinLinkId: string): string {
-  return `${publicUrl}/join/${joinLinkId}`;
+  const { joinUrl, serviceUrl, url } = groupUrls(deps.config, current.linkId, joinLink.linkId);
+  return {
+    groupId: current.groupId,
+    joinLinkId: joinLink.linkId,
+    joinUrl,
+    url,
+    ...(serviceUrl && current.linkId ? { groupLinkId: current.linkId } : {}),
+    rules: current.rules,
+  };
 }
 
 /**

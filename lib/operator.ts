@@ -7,8 +7,7 @@ import { NotFoundError } from "./errors.js";
 import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
 import type { MemberStore } from "./groups/members.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
-import type { JoinLink, JoinLinkStore } from "./groups/join-links.js";
-import { joinPageUrl } from "./create-group.js";
+import { groupUrls, type JoinLink, type JoinLinkStore } from "./groups/join-links.js";
 import { admitMember } from "./membership.js";
 import type { Address, XmtpPort } from "./xmtp/port.js";
 
@@ -69,8 +68,7 @@ export interface OperatorDeps {
 }
 
 const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["config"]) => {
-  const joinUrl = joinPageUrl(config.publicUrl, joinLink.linkId);
-  const serviceUrl = config.linkService && record.linkId ? config.linkService.baseUrl + record.linkId : null;
+  const { joinUrl, url } = groupUrls(config, record.linkId, joinLink.linkId);
   return {
     groupId: record.groupId,
     name: record.name,
@@ -81,7 +79,7 @@ const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["
     joinUrl,
     joinLinkEnabled: joinLink.enabled,
     groupLinkId: record.linkId,
-    url: serviceUrl ?? joinUrl,
+    url,
     createdAt: record.createdAt,
   };
 };

@@ -118,6 +118,25 @@ export function createJoinLinkStore(redis: Redis, keyPrefix: string, newId: () =
   };
 }
 
+/** The join page of a link on this deployment. */
+export function joinPageUrl(publicUrl: string, joinLinkId: string): string {
+  return `${publicUrl}/join/${joinLinkId}`;
+}
+
+/**
+ * The links a group is shared by: its own join page, the link service's link when there is one,
+ * and `url`, the one to hand out (the link service's if any, else the join page).
+ */
+export function groupUrls(
+  config: { readonly publicUrl: string; readonly linkService: { readonly baseUrl: string } | null },
+  serviceLinkId: string | null,
+  joinLinkId: string,
+): { joinUrl: string; serviceUrl: string | null; url: string } {
+  const joinUrl = joinPageUrl(config.publicUrl, joinLinkId);
+  const serviceUrl = config.linkService && serviceLinkId ? config.linkService.baseUrl + serviceLinkId : null;
+  return { joinUrl, serviceUrl, url: serviceUrl ?? joinUrl };
+}
+
 /** 128 random bits, base64url: unguessable, short enough for a QR code. */
 export function newJoinLinkId(): string {
   return randomBytes(16).toString("base64url");

@@ -66,11 +66,13 @@ export function createChallengeStore(redis: Redis, keyPrefix: string): Challenge
       await storeCall("save sign-in challenge", () => redis.set(key(nonce), JSON.stringify(challenge), { ex: CHALLENGE_TTL_SECONDS }));
     },
     async peek(nonce) {
-      const [raw, used] = await storeCall("read sign-in challenge", () => Promise.all([redis.get<string>(key(nonce)), redis.exists(usedKey(nonce))]));
+      const raw = await storeCall("read sign-in challenge", () => redis.get<string>(key(nonce)));
       if (typeof raw === "string") {
         const parsed = v.safeParse(IssuedSchema, safeJson(raw));
         if (parsed.success) return { state: "issued", challenge: parsed.output };
       }
+      // Only a miss needs the second look: was it used, or never ours?
+      const used = await storeCall("read used nonce", () => redis.exists(usedKey(nonce)));
       return used === 1 ? { state: "used" } : { state: "unknown" };
     },
     async consume(nonce) {
