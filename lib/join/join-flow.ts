@@ -146,8 +146,7 @@ export type JoinPageResult =
  * Checks a signed sign-in message (ours, unused, for this site, not expired, signed by its address:
  * EOA offline, smart-contract wallets via EIP-1271/6492 on the chain), uses its nonce, then
  * decides the join exactly as the webhook does.
- * @throws {import("../errors.js").InvalidRequestError} the message is not an EIP-4361 message (400).
- * @throws {UnauthorizedError} not issued here, already used, expired, another site's, or not signed by its address (401).
+ * @throws {UnauthorizedError} not an EIP-4361 message, not issued here, already used, expired, another site's, or not signed by its address (401).
  * @throws {import("../errors.js").RateLimitedError} over a limit (429).
  * @throws {import("./signature-verifier.js").SignatureCheckUnavailableError} the chain could not be asked (503).
  * @throws {import("../xmtp/port.js").XmtpUnavailableError} XMTP unreachable (503).
