@@ -81,7 +81,15 @@
   async function join() {
     const wallet = provider();
     if (!wallet) {
+      // On a phone, the usual fix is to open this same page inside the wallet app's own browser.
+      const here = `${window.location.host}${window.location.pathname}`;
+      const apps = el("p", { className: "wallet-apps" }, [
+        el("a", { href: `https://link.metamask.io/dapp/${here}`, textContent: "Open in MetaMask", rel: "noopener noreferrer", className: "link" }),
+        " · ",
+        el("a", { href: `https://go.cb-w.com/dapp?cb_url=${encodeURIComponent(window.location.href)}`, textContent: "Open in Coinbase Wallet", rel: "noopener noreferrer", className: "link" }),
+      ]);
       show("no-wallet", "No wallet found", "Open this page in your wallet app's browser (MetaMask, Coinbase Wallet, Rainbow and others have one), or install a browser wallet, then try again.", [
+        apps,
         el("a", { href: WALLETS_URL, textContent: "How to get a wallet", rel: "noopener noreferrer", target: "_blank", className: "link" }),
       ]);
       return;

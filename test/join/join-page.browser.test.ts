@@ -151,6 +151,10 @@ describe("join page in headless Chromium", () => {
       expect(await tapJoin(page, joinUrl)).toBe("no-wallet");
       expect(await page.locator("#status").textContent()).toContain("No wallet found");
       expect(await page.getByRole("link", { name: "How to get a wallet" }).getAttribute("href")).toBe("https://ethereum.org/en/wallets/find-wallet/");
+      // Phones: open this very page in a wallet app's browser.
+      const here = new URL(joinUrl);
+      expect(await page.getByRole("link", { name: "Open in MetaMask" }).getAttribute("href")).toBe(`https://link.metamask.io/dapp/${here.host}${here.pathname}`);
+      expect(await page.getByRole("link", { name: "Open in Coinbase Wallet" }).getAttribute("href")).toBe(`https://go.cb-w.com/dapp?cb_url=${encodeURIComponent(joinUrl)}`);
       await page.screenshot({ path: join(ARTIFACTS, "join-page-no-wallet.png"), fullPage: true });
       expect(errors).toEqual([]);
     } finally {
