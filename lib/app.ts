@@ -10,8 +10,7 @@ import { createLinkService, type LinkService } from "./link-service.js";
 import { createLogger, type Logger } from "./log.js";
 import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { createRedis, type Redis } from "./redis.js";
-import { createNodeSdkXmtp } from "./xmtp/node-sdk-adapter.js";
-import type { XmtpPort } from "./xmtp/port.js";
+import { lazyXmtpPort, type XmtpPort } from "./xmtp/port.js";
 
 /** Everything a use case may need, built once per function instance. */
 export interface App {
@@ -58,11 +57,13 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:
       overrides.xmtp ??
-      createNodeSdkXmtp(config.xmtp, {
-        redis: createRedis(config.redis, { plainResponses: true }),
-        keyPrefix: config.redis.keyPrefix,
-        logger: overrides.logger ?? createLogger(),
-      }),
+      lazyXmtpPort(async () =>
+        (await import("./xmtp/node-sdk-adapter.js")).createNodeSdkXmtp(config.xmtp, {
+          redis: createRedis(config.redis, { plainResponses: true }),
+          keyPrefix: config.redis.keyPrefix,
+          logger: overrides.logger ?? createLogger(),
+        }),
+      ),
     linkService: config.linkService
       ? createLinkService({ url: config.linkService.url, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) })
       : null,

@@ -72,6 +72,24 @@ export interface XmtpPort {
   withSession<T>(work: (session: XmtpSession) => Promise<T>): Promise<T>;
 }
 
+/**
+ * A port whose implementation is loaded on its first session, so functions that never talk to XMTP
+ * (the join page, the challenge) do not load the 37 MB native binding on a cold start. Concurrent
+ * first calls share one load; a failed load is retried on the next call.
+ */
+export function lazyXmtpPort(load: () => Promise<XmtpPort>): XmtpPort {
+  let port: Promise<XmtpPort> | undefined;
+  return {
+    async withSession(work) {
+      port ??= load().catch((error: unknown) => {
+        port = undefined;
+        throw error;
+      });
+      return (await port).withSession(work);
+    },
+  };
+}
+
 /** The XMTP network could not be reached or timed out; the request may be retried. */
 export class XmtpUnavailableError extends DependencyUnavailableError {
   override readonly name = "XmtpUnavailableError";

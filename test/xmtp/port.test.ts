@@ -1,6 +1,18 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { withErrorMapping, XmtpGroupNotFoundError, XmtpOperationError, XmtpUnavailableError, type XmtpSession } from "../../lib/xmtp/port.js";
+import {
+  lazyXmtpPort,
+  withErrorMapping,
+  XmtpGroupNotFoundError,
+  XmtpOperationError,
+  XmtpUnavailableError,
+  type XmtpPort,
+  type XmtpSession,
+} from "../../lib/xmtp/port.js";
 import { bindingError } from "../support/fake-xmtp.js";
+import { testEnv } from "../support/test-app.js";
 
 // Every implementation of the seam (the node-sdk adapter, the double) classifies errors through this wrapper.
 describe("withErrorMapping", () => {
@@ -22,5 +34,52 @@ describe("withErrorMapping", () => {
     await expect(failing(bindingError("Group error: Missing identity update")).findInboxId("0x1")).rejects.toBeInstanceOf(XmtpOperationError);
     const notFound = new XmtpGroupNotFoundError("ab");
     await expect(failing(notFound).findInboxId("0x1")).rejects.toBe(notFound);
+  });
+});
+
+describe("lazyXmtpPort", () => {
+  const session = { inboxId: "inbox" } as unknown as XmtpSession;
+  const real: XmtpPort = { withSession: (work) => work(session) };
+
+  it("loads nothing until the first session, then once for concurrent callers", async () => {
+    let loads = 0;
+    const port = lazyXmtpPort(async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 10));
+      return real;
+    });
+    expect(loads).toBe(0);
+    const ids = await Promise.all([1, 2, 3].map(() => port.withSession(async (s) => s.inboxId)));
+    expect(ids).toEqual(["inbox", "inbox", "inbox"]);
+    expect(loads).toBe(1);
+  });
+
+  it("tries the load again after it failed", async () => {
+    let loads = 0;
+    const port = lazyXmtpPort(async () => {
+      if (++loads === 1) throw new Error("binding missing");
+      return real;
+    });
+    await expect(port.withSession(async (s) => s.inboxId)).rejects.toThrow("binding missing");
+    expect(await port.withSession(async (s) => s.inboxId)).toBe("inbox");
+    expect(loads).toBe(2);
+  });
+});
+
+describe("the composed application", () => {
+  it("does not load the native XMTP binding until a request needs XMTP (join page cold starts)", async () => {
+    // A fresh process: build the app from a valid environment, then list the shared objects it loaded.
+    const script = `
+      import { createApp } from "./lib/app.ts";
+      import { loadConfig } from "./lib/config.ts";
+      createApp(loadConfig(JSON.parse(process.env.TEST_APP_ENV)));
+      const loaded = process.report.getReport().sharedObjects.filter((s) => s.includes("bindings_node"));
+      console.log(JSON.stringify(loaded));
+    `;
+    const env = { ...testEnv(), XMTP_ENV: "local" };
+    const { stdout } = await promisify(execFile)(join(process.cwd(), "node_modules", ".bin", "tsx"), ["--input-type=module", "-e", script], {
+      env: { ...process.env, TEST_APP_ENV: JSON.stringify(env) },
+    });
+    expect(JSON.parse(stdout.trim().split("\n").at(-1)!)).toEqual([]);
   });
 });
