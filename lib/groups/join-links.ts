@@ -46,11 +46,14 @@ redis.call('SET', KEYS[2], ARGV[2])
 return ARGV[1] .. ' ' .. enabled
 `;
 
+// A group that never had a link gets one (ARGV[2]) in the asked state.
 const SET_ENABLED = `
 local cur = redis.call('GET', KEYS[1])
-if not cur then return false end
-local id = string.match(cur, '^(%S+) %d$')
-if not id then return false end
+local id = cur and string.match(cur, '^(%S+) %d$')
+if not id then
+  id = ARGV[2]
+  redis.call('SET', KEYS[2], ARGV[3])
+end
 redis.call('SET', KEYS[1], id .. ' ' .. ARGV[1])
 return id .. ' ' .. ARGV[1]
 `;
@@ -105,14 +108,10 @@ export function createJoinLinkStore(redis: Redis, keyPrefix: string, newId: () =
       return parse(raw, groupId);
     },
     async setEnabled(groupId, enabled) {
+      const id = newId();
       const raw = await storeCall("set join link state", () =>
-        redis.eval<string[], string | null>(SET_ENABLED, [byGroupPrefix + groupId], [enabled ? "1" : "0"]),
+        redis.eval<string[], string>(SET_ENABLED, [byGroupPrefix + groupId, byLinkPrefix + id], [enabled ? "1" : "0", id, groupId]),
       );
-      // A group that never had a link gets one in the asked state.
-      if (raw === null || raw === undefined) {
-        await this.ensure(groupId);
-        return this.setEnabled(groupId, enabled);
-      }
       return parse(raw, groupId);
     },
   };
