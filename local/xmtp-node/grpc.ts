@@ -1,0 +1,43 @@
+import type { ServerHttp2Stream } from "node:http2";
+
+/** gRPC status codes the node answers with. */
+export const GRPC_STATUS = { ok: 0, invalidArgument: 3, failedPrecondition: 9, unimplemented: 12, internal: 13, unavailable: 14 } as const;
+
+/** Splits a gRPC request body into its length-prefixed messages (compression is not supported: flag 0 only). */
+export function readFrames(body: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  while (offset + 5 <= body.length) {
+    if (body[offset] !== 0) throw new Error("compressed gRPC messages are not supported");
+    const length = body.readUInt32BE(offset + 1);
+    if (offset + 5 + length > body.length) throw new Error("truncated gRPC message");
+    out.push(body.subarray(offset + 5, offset + 5 + length));
+    offset += 5 + length;
+  }
+  if (offset !== body.length) throw new Error("truncated gRPC frame header");
+  return out;
+}
+
+/** One length-prefixed gRPC message. */
+export function frame(message: Uint8Array): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(message.length, 1);
+  return Buffer.concat([header, message]);
+}
+
+/** Answers a stream with gRPC headers (once) and keeps it open for messages. */
+export function startResponse(stream: ServerHttp2Stream): void {
+  if (!stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+}
+
+/** Ends a gRPC response with its status in the trailers (or trailers-only when nothing was sent yet). */
+export function finishResponse(stream: ServerHttp2Stream, code: number, message = ""): void {
+  if (stream.destroyed || stream.closed) return;
+  const trailers = { "grpc-status": String(code), ...(message ? { "grpc-message": encodeURIComponent(message) } : {}) };
+  if (!stream.headersSent) {
+    stream.respond({ ":status": 200, "content-type": "application/grpc", ...trailers }, { endStream: true });
+    return;
+  }
+  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  stream.end();
+}
