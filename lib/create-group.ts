@@ -11,12 +11,27 @@ import type { LinkService } from "./link-service.js";
 import type { Logger } from "./log.js";
 import type { XmtpPort } from "./xmtp/port.js";
 
+// XMTP limits group metadata in UTF-8 bytes (libxmtp: name 100, description 1000, image URL 2048), not characters.
+/** A group's name: 1 to 100 bytes of UTF-8 after trimming. */
+export const GroupNameSchema = v.pipe(
+  v.string("must be a string"),
+  v.trim(),
+  v.minLength(1, "must not be empty"),
+  v.maxBytes(100, "must be at most 100 bytes of UTF-8 (about 100 Latin letters, fewer accented letters or emoji)"),
+);
+/** A group's description: at most 1000 bytes of UTF-8 after trimming. */
+export const GroupDescriptionSchema = v.pipe(
+  v.string("must be a string"),
+  v.trim(),
+  v.maxBytes(1000, "must be at most 1000 bytes of UTF-8 (about 1000 Latin letters, fewer accented letters or emoji)"),
+);
+
 /** The body of `POST /api/create`. Unknown keys are rejected. */
 export const CreateGroupSchema = v.strictObject({
-  name: v.pipe(v.string("must be a string"), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(100, "must be at most 100 characters")),
-  description: v.optional(v.pipe(v.string("must be a string"), v.trim(), v.maxLength(1000, "must be at most 1000 characters")), ""),
+  name: GroupNameSchema,
+  description: v.optional(GroupDescriptionSchema, ""),
   imageUrl: v.optional(
-    v.pipe(v.string("must be a string"), v.trim(), v.url("must be a URL"), v.startsWith("https://", "must be an https URL"), v.maxLength(2048)),
+    v.pipe(v.string("must be a string"), v.trim(), v.url("must be a URL"), v.startsWith("https://", "must be an https URL"), v.maxBytes(2048, "must be at most 2048 bytes")),
   ),
   rules: v.optional(RulesSchema, OPEN_RULES),
 });
@@ -56,10 +71,10 @@ export const IdempotencyKeySchema = v.pipe(
 );
 
 /**
- * Creates an XMTP group, records it (`pending-link`), gives it a join link of its own, registers
- * it with the link service when one is configured, and activates it.
- * With an idempotency key, a retry answers the same group and finishes a link registration
- * that failed before, instead of creating a second group.
+ * Creates an XMTP group, records it (`pending-link`), publishes it to the network, gives it a join link of its
+ * own, registers it with the link service when one is configured, and activates it.
+ * With an idempotency key, a retry answers the same group and finishes what failed before (publishing it,
+ * registering its link) instead of creating a second group.
  * @throws {ConflictError} the key is in use by a running request, or was used with another body (409).
  * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP unreachable (503; the link service is not called).
  * @throws {import("./link-service.js").LinkServiceError} link registration failed (502; the group stays `pending-link`).
@@ -84,34 +99,35 @@ export async function createGroup(deps: CreateGroupDeps, input: CreateGroupInput
   try {
     // Rules are checked (and enriched from the chain) before anything is created.
     const rules = await deps.eligibility.prepare(input.rules);
-    const group = await deps.xmtp.withSession((session) =>
-      session.createGroup({ name: input.name, description: input.description, ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}) }),
-    );
-    record = await registry.insertPending(
-      {
-        groupId: group.groupId,
-        name: input.name,
-        description: input.description,
-        ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}),
-        rules,
-      },
-      idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint },
-    );
+    record = await deps.xmtp.withSession(async (session) => {
+      // Created on this installation first and recorded before the network hears of it: if publishing fails,
+      // a retry with the same Idempotency-Key publishes this group instead of creating a second one.
+      const group = await session.createGroup({ name: input.name, description: input.description, ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}) });
+      const pending = await registry.insertPending(
+        { groupId: group.groupId, name: input.name, description: input.description, ...(input.imageUrl ? { imageUrl: input.imageUrl } : {}), rules },
+        idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint },
+      );
+      await session.publishGroup(group.groupId);
+      return pending;
+    });
   } catch (error) {
     if (idempotencyKey !== undefined) {
+      // Frees the key only if no group was recorded under it (see releaseIdempotencyKey).
       await registry.releaseIdempotencyKey(idempotencyKey, fingerprint).catch(() => undefined);
     }
     throw error;
   }
   deps.logger.info("group_created", { groupId: record.groupId });
-  return finish(deps, record);
+  return finish(deps, record, true);
 }
 
-async function finish(deps: CreateGroupDeps, record: GroupRecord): Promise<CreatedGroup> {
+async function finish(deps: CreateGroupDeps, record: GroupRecord, published = false): Promise<CreatedGroup> {
   // Made before registering, so the operator's retry after a failed registration gets the same link back.
   const joinLink = await deps.joinLinks.ensure(record.groupId);
   let current = record;
   if (record.state === "pending-link") {
+    // A retry: the first attempt may have stopped before the network had the group.
+    if (!published) await deps.xmtp.withSession((session) => session.publishGroup(record.groupId));
     let linkId: string | null = null;
     if (deps.linkService) {
       const token = webhookToken(deps.config.webhookSecret, record.groupId);

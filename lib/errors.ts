@@ -29,7 +29,7 @@ export class UnauthorizedError extends Error {
 
 /** The thing named in the request does not exist here (404). */
 export class NotFoundError extends Error {
-  override readonly name = "NotFoundError";
+  override readonly name: string = "NotFoundError";
 }
 
 /** The HTTP method is not served by this endpoint (405). */

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { AddressSchema } from "./address.js";
+import { GroupDescriptionSchema, GroupNameSchema } from "./create-group.js";
 import type { Config } from "./config.js";
 import type { EligibilityService } from "./eligibility/service.js";
 import { RulesSchema, type Rules } from "./eligibility/rules.js";
@@ -44,8 +45,8 @@ export const MessagesQuerySchema = v.object({
 /** `PATCH /api/groups/:id` body. */
 export const GroupPatchSchema = v.pipe(
   v.strictObject({
-    name: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(100, "must be at most 100 characters"))),
-    description: v.optional(v.pipe(v.string(), v.trim(), v.maxLength(1000, "must be at most 1000 characters"))),
+    name: v.optional(GroupNameSchema),
+    description: v.optional(GroupDescriptionSchema),
     rules: v.optional(RulesSchema),
   }),
   v.check((p) => p.name !== undefined || p.description !== undefined || p.rules !== undefined, "must change name, description or rules"),

@@ -21,9 +21,17 @@ import { createSignatureVerifier } from "../lib/join/signature-verifier.js";
 import { silentLogger } from "../lib/log.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";
 import { FakeXmtpNetwork } from "../test/support/fake-xmtp.js";
+import { createPerson } from "../test/support/xmtp-people.js";
+import { ensureLocalXmtpNode, nodeHealth, nodeRequest } from "../local/xmtp-node/launcher.js";
+import { decideJoin } from "../lib/handle-join.js";
+import { sendMessage } from "../lib/operator.js";
+import { createNodeSdkXmtp } from "../lib/xmtp/node-sdk-adapter.js";
 
-// `npm run bench`: the durable XMTP database against a local redis-server through the Upstash REST bridge.
-// The "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
+// `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
+// Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client).
+// The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
+const only = process.argv[2]?.split(",");
+const want = (section: string) => !only || only.includes(section);
 const PAGE = 4096;
 const server = await startRedisServer();
 const bridge = await startUpstashBridge(server.url);
@@ -48,7 +56,7 @@ const changePages = async (path: string, pages: number, totalPages: number) => {
 };
 
 const rows: string[][] = [];
-for (const sizeMb of [1, 20, 100]) {
+for (const sizeMb of want("durable") ? [1, 20, 100] : []) {
   const prefix = `bench${sizeMb}-${Date.now()}`;
   const totalPages = (sizeMb * 1024 * 1024) / PAGE;
   const a = await instance(prefix);
@@ -85,30 +93,34 @@ for (const sizeMb of [1, 20, 100]) {
 }
 
 // Lease round trips.
-const latencies: number[] = [];
-for (let i = 0; i < 200; i++) {
-  const [t, lease] = await time(() => acquireLease(redis, { leaseKey: "bench:lease", fenceKey: "bench:fence", ttlMs: 5000, waitMs: 1000 }));
-  const [r] = await time(() => lease.release());
-  latencies.push(t + r);
+if (want("lease")) {
+  const latencies: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const [t, lease] = await time(() => acquireLease(redis, { leaseKey: "bench:lease", fenceKey: "bench:fence", ttlMs: 5000, waitMs: 1000 }));
+    const [r] = await time(() => lease.release());
+    latencies.push(t + r);
+  }
+  latencies.sort((x, y) => x - y);
+  rows.push(["-", "lease acquire+release", `p50 ${latencies[100]!.toFixed(2)} ms, p95 ${latencies[190]!.toFixed(2)} ms`, "", "200 rounds"]);
 }
-latencies.sort((x, y) => x - y);
-rows.push(["-", "lease acquire+release", `p50 ${latencies[100]!.toFixed(2)} ms, p95 ${latencies[190]!.toFixed(2)} ms`, "", "200 rounds"]);
 
 // Back-to-back sessions from 4 processes (real SQLite counter, each process its own directory).
-const prefix = `benchp-${Date.now()}`;
-const perProcess = 25;
-const [wallMs, results] = await time(() =>
-  Promise.all(
-    Array.from({ length: 4 }, async () =>
-      runWorker({ ...upstash, prefix, dbPath: join(await mkdtemp(join(tmpdir(), "benchp-")), "x.db3"), iterations: perProcess, leaseTtlMs: 5000 }),
+if (want("processes")) {
+  const prefix = `benchp-${Date.now()}`;
+  const perProcess = 25;
+  const [wallMs, results] = await time(() =>
+    Promise.all(
+      Array.from({ length: 4 }, async () =>
+        runWorker({ ...upstash, prefix, dbPath: join(await mkdtemp(join(tmpdir(), "benchp-")), "x.db3"), iterations: perProcess, leaseTtlMs: 5000 }),
+      ),
     ),
-  ),
-);
-const sessions = results.reduce((n, r) => n + r.acks.length, 0);
-rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 1000).toFixed(1)} sessions/s`, "", `${sessions} sessions in ${ms(wallMs)} (incl. process start)`]);
+  );
+  const sessions = results.reduce((n, r) => n + r.acks.length, 0);
+  rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 1000).toFixed(1)} sessions/s`, "", `${sessions} sessions in ${ms(wallMs)} (incl. process start)`]);
+}
 
 // Eligibility: a 5-leaf rule against a real local EVM (anvil), with and without the Redis cache.
-{
+if (want("eligibility")) {
   const chain = await startLocalChain(100);
   const usdc = await chain.deploy("TestERC20", ["USD Coin", "USDC", 6]);
   const dai = await chain.deploy("TestERC20", ["Dai", "DAI", 18]);
@@ -152,7 +164,7 @@ rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 
 }
 
 // The join page: page render, challenge, and sign-in + decision (XMTP double, so Redis and crypto are what is measured).
-{
+if (want("join")) {
   const chain = await startLocalChain(31337);
   const backendKey = generatePrivateKey();
   const config = loadConfig({
@@ -208,6 +220,87 @@ rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 
   line("join page: sign-in + join (EOA)", joins, `${(joinRequests / n).toFixed(1)} Upstash REST requests per join; signature checked offline`);
   line("join page: EIP-1271 check on anvil", contract, "eth_getCode + one eth_call (ERC-6492 validator)");
   await chain.stop();
+}
+
+// The real XMTP client (libxmtp 1.9.1) against the local XMTP node with 40 ms added to every call, as a
+// remote node would be: whole use cases, each inside its durable session (lease, restore, persist to Redis).
+if (want("xmtp")) {
+  const node = await ensureLocalXmtpNode();
+  const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
+  await nodeRequest("/control", { body: { latencyMs: 40 } });
+  const dirs: string[] = [];
+  try {
+    const backendKey = generatePrivateKey();
+    const env = {
+      XMTP_WALLET_KEY: backendKey,
+      XMTP_DB_ENCRYPTION_KEY: "33".repeat(32),
+      XMTP_ENV: "local",
+      UPSTASH_REDIS_REST_URL: upstash.url,
+      UPSTASH_REDIS_REST_TOKEN: upstash.token,
+      REDIS_KEY_PREFIX: `benchxmtp${Date.now()}`,
+      ADMIN_API_KEY: "a".repeat(32),
+      WEBHOOK_SECRET: "w".repeat(32),
+      PUBLIC_URL: "https://gated.example.com",
+      WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
+      WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
+    };
+    const startInstance = async () => {
+      const dir = await mkdtemp(join(tmpdir(), "bench-xmtp-"));
+      dirs.push(dir);
+      const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
+      const xmtp = createNodeSdkXmtp(config.xmtp, { redis: createRedis(config.redis, { plainResponses: true }), keyPrefix: config.redis.keyPrefix, logger: silentLogger });
+      return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
+    };
+    const a = await startInstance();
+    const calls = async () => Object.values((await nodeRequest<{ calls: Record<string, number> }>("/stats")).calls).reduce((n, c) => n + c, 0);
+    const people = await Promise.all(Array.from({ length: 10 }, () => createPerson()));
+    const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+    const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
+    const line = (name: string, t: number[], note: string) => rows.push(["-", name, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
+
+    await a.app.xmtp.withSession(async () => undefined); // the backend's inbox registered once, outside the figures
+    const creates: number[] = [];
+    let groupId = "";
+    let c0 = await calls();
+    for (let i = 0; i < 3; i++) {
+      const [t, group] = await time(() => createGroup(a.app, { name: `Bench ${i}`, description: "", rules: { type: "open" } }));
+      creates.push(t);
+      groupId = group.groupId;
+    }
+    line("real XMTP @40 ms: create group", creates, `${((await calls()) - c0) / 3} node calls each (incl. other test traffic on a shared node)`);
+
+    const joins: number[] = [];
+    c0 = await calls();
+    const joinStart = performance.now();
+    for (const p of people) {
+      const [t, decision] = await time(() => decideJoin(a.app, { groupId, address: p.address }, "webhook"));
+      if (decision.status !== "SUCCESS") throw new Error(`bench join failed: ${JSON.stringify(decision)}`);
+      joins.push(t);
+    }
+    const joinWall = performance.now() - joinStart;
+    line("real XMTP @40 ms: join (webhook decision)", joins, `${(((await calls()) - c0) / people.length).toFixed(1)} node calls each; ${((people.length / joinWall) * 1000).toFixed(2)} joins/s sequential`);
+
+    const sends: number[] = [];
+    c0 = await calls();
+    for (let i = 0; i < 10; i++) sends.push((await time(() => sendMessage(a.app, groupId, `bench ${i}`)))[0]);
+    line("real XMTP @40 ms: operator send", sends, `${((await calls()) - c0) / 10} node calls each`);
+
+    const manifest = await a.xmtp.durable.store.readManifest();
+    const size = manifest?.files.reduce((n, f) => n + f.size, 0) ?? 0;
+    const colds: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cold = await startInstance();
+      colds.push((await time(() => sendMessage(cold.app, groupId, `cold ${i}`)))[0]);
+      await cold.xmtp.close();
+    }
+    line("real XMTP @40 ms: cold start (restore + client + send)", colds, `database ${mb(size)}`);
+    for (const p of people) await p.close();
+    await a.xmtp.close();
+  } finally {
+    await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await node.stop();
+  }
 }
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -1,9 +1,10 @@
 import { appendFileSync, existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { nodeHealth } from "../local/xmtp-node/launcher.js";
+import { startLocalXmtpNode } from "../local/xmtp-node/xmtp-node.js";
 import { createApp, setApp } from "../lib/app.js";
 import { loadConfig } from "../lib/config.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";
-import { FakeXmtpNetwork } from "../test/support/fake-xmtp.js";
 import { startRedisServer } from "../test/support/redis-server.js";
 import { startUpstashBridge } from "../test/support/upstash-bridge.js";
 import { startDevLinkService } from "./dev-link-service.js";
@@ -12,8 +13,9 @@ import { startLocalServer } from "./local-server.js";
 // `npm run dev`: the functions on http://localhost:3000 with everything they need.
 // - Reads .env.local / .env when present.
 // - No Redis configured → starts a throwaway redis-server with an Upstash-REST bridge in front.
-// - No XMTP_ENV → an in-memory XMTP network (every wallet counts as having an inbox), so the
-//   create → join flow works offline; set XMTP_ENV=dev (and a wallet key) to use XMTP's dev network.
+// - No XMTP_ENV → the real XMTP client (libxmtp) against a local XMTP node on localhost:5556 (started here
+//   unless one is running), so the whole flow works offline; set XMTP_ENV=dev to use XMTP's dev network.
+//   People need an inbox on that node to join: `npm run xmtp:person` makes one.
 // - Groups get their own join page (/join/<id>); DEV_LINK_SERVICE=1 also starts a stand-in
 //   Converse-style link service, to try the webhook path.
 for (const file of [".env.local", ".env"]) if (existsSync(file)) process.loadEnvFile(file);
@@ -30,6 +32,16 @@ if (!env.UPSTASH_REDIS_REST_URL && !env.KV_REST_API_URL) {
   console.log(`redis: started ${redis.url} behind an Upstash REST bridge at ${bridge.url}`);
 }
 const offline = !env.XMTP_ENV;
+if (offline) {
+  if (await nodeHealth()) {
+    console.log("xmtp: using the local XMTP node already running on localhost:5556");
+  } else {
+    const node = await startLocalXmtpNode();
+    cleanups.push(() => node.close());
+    console.log(`xmtp: started a local XMTP node on ${node.url} (in memory: it forgets everything when dev stops)`);
+  }
+  env.XMTP_ENV = "local";
+}
 if (!env.LINK_SERVICE_URL && env.DEV_LINK_SERVICE === "1") {
   const links = await startDevLinkService();
   cleanups.push(() => links.close());
@@ -46,7 +58,6 @@ fill("XMTP_DB_ENCRYPTION_KEY", () => randomBytes(32).toString("hex"));
 fill("ADMIN_API_KEY", () => randomBytes(24).toString("base64url"));
 fill("WEBHOOK_SECRET", () => randomBytes(24).toString("base64url"));
 fill("PUBLIC_URL", () => `http://localhost:${port}`);
-if (offline) env.XMTP_ENV = "dev";
 // Generated secrets go to .env.local (git-ignored), never to the console; the next run reuses them,
 // so the dev wallet (and its XMTP installation) stays the same.
 if (Object.keys(generated).length > 0) {
@@ -56,13 +67,16 @@ if (Object.keys(generated).length > 0) {
 
 const config = loadConfig(env);
 const { address } = createWalletSigner(config.xmtp.walletKey);
-const network = offline ? new FakeXmtpNetwork({ autoRegister: true }) : undefined;
-setApp(createApp(config, network ? { xmtp: network.port(address) } : {}));
+setApp(createApp(config));
 
 const server = await startLocalServer(port, "127.0.0.1");
 console.log(`functions: ${server.url}/api/create, ${server.url}/api/webhook`);
 console.log(`join pages: ${config.publicUrl}/join/<joinLinkId> (the joinUrl /api/create answers; open it in a browser with a wallet)`);
-console.log(`xmtp: ${offline ? "in-memory network (offline; set XMTP_ENV to use a real one)" : config.xmtp.env} as ${address}`);
+console.log(`xmtp: ${config.xmtp.env} network as ${address}`);
+if (config.xmtp.env === "local") {
+  console.log("people: `npm run xmtp:person` registers a throwaway wallet on the local node and prints its address and key");
+  console.log("        (import the key into a browser wallet to join through a join page; --listen shows what it receives)");
+}
 
 const stop = async () => {
   await server.close();

@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { ensureLocalXmtpNode } from "../local/xmtp-node/launcher.js";
 import { startRedisServer } from "./support/redis-server.js";
 import { startUpstashBridge } from "./support/upstash-bridge.js";
 
@@ -9,14 +10,19 @@ declare module "vitest" {
   }
 }
 
-/** One redis-server and one Upstash bridge for the whole run; tests isolate themselves by key prefix. */
+/**
+ * One redis-server, one Upstash bridge and one local XMTP node (localhost:5556, where `env: "local"` clients go)
+ * for the whole run; tests isolate themselves by key prefix, random wallets and their own group ids.
+ * A node already running on the port (`npm run xmtp:node`) is used and left running.
+ */
 export default async function setup(project: TestProject) {
-  const server = await startRedisServer();
+  const [server, xmtpNode] = await Promise.all([startRedisServer(), ensureLocalXmtpNode({ lifetimeMinutes: 30 })]);
   const bridge = await startUpstashBridge(server.url);
   project.provide("redisUrl", server.url);
   project.provide("upstash", { url: bridge.url, token: bridge.token });
   return async () => {
     await bridge.close();
     await server.stop();
+    await xmtpNode.stop();
   };
 }

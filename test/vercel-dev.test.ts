@@ -1,14 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../lib/config.js";
 import { createJoinLinkStore } from "../lib/groups/join-links.js";
 import { webhookToken } from "../lib/groups/link-token.js";
 import { createGroupRegistry } from "../lib/groups/registry.js";
 import { freePort } from "./support/redis-server.js";
 import { ADMIN_KEY, testEnv, testRedis, WEBHOOK_SECRET } from "./support/test-app.js";
+import { clearFaults, injectFaults, nodeGroupStats } from "./support/xmtp-people.js";
 
 // The functions under the real Vercel dev runtime (`vercel dev --local`, no account), not only our own server.
-// XMTP_ENV=local points the real SDK at localhost:5556, where nothing listens: the 503 path is the real binding's.
+// XMTP_ENV=local points the real SDK at the local XMTP node on localhost:5556 (started by the global setup).
 /** The newest CLI the npm registry serves here that runs `vercel dev --local`. */
 const VERCEL_CLI = "60.1.3";
 let child: ChildProcess;
@@ -17,7 +22,8 @@ let output = "";
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  env = testEnv({ XMTP_ENV: "local" });
+  const key = `0x${randomBytes(32).toString("hex")}`;
+  env = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, XMTP_DB_DIR: await mkdtemp(join(tmpdir(), "vercel-dev-xmtp-")), LINK_SERVICE_URL: "", LINK_BASE_URL: "" });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const bin = join(process.cwd(), "node_modules", ".bin");
@@ -63,16 +69,24 @@ describe("under vercel dev --local", () => {
     expect(await res.json()).toEqual({ status: "DENIED", reason: "This group link is not active" });
   }, 60_000);
 
-  it("loads the native XMTP binding and answers 503 when the network cannot be reached", async () => {
-    const res = await postJson("/api/create", { name: "x" }, { authorization: `Bearer ${ADMIN_KEY}` });
-    expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ error: { code: "unavailable", message: "The XMTP network is unavailable; try again in a moment" } });
-  }, 60_000);
+  it("runs the real XMTP client: 503 while the network refuses the group's commit, then 201 with the group on the node", async () => {
+    // Faults are scoped by the client's app version; this deployment's is the default one.
+    const appVersion = loadConfig(env).xmtp.appVersion;
+    await injectFaults(appVersion, [{ method: "SendGroupMessages", commitsOnly: true, when: "before", count: 100 }]);
+    const refused = await postJson("/api/create", { name: "x" }, { authorization: `Bearer ${ADMIN_KEY}`, "idempotency-key": "vercel-dev-1" });
+    await clearFaults(appVersion);
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toEqual({ error: { code: "unavailable", message: "The XMTP network is unavailable; try again in a moment" } });
+    const created = await postJson("/api/create", { name: "x" }, { authorization: `Bearer ${ADMIN_KEY}`, "idempotency-key": "vercel-dev-1" });
+    expect(created.status).toBe(201);
+    const { groupId } = (await created.json()) as { groupId: string };
+    expect((await nodeGroupStats(groupId)).commits).toBeGreaterThanOrEqual(1);
+  }, 90_000);
 });
 
 describe("the join page under vercel dev --local", () => {
   it("rewrites /join/<id> to the page function: the group's page, or the friendly 404", async () => {
-    // Seeded straight into Redis under the dev server's key prefix (creating needs XMTP, which is down here).
+    // Seeded straight into Redis under the dev server's key prefix.
     const registry = createGroupRegistry(testRedis(), env.REDIS_KEY_PREFIX!);
     await registry.insertPending({ groupId: "beef01", name: "Vercel dev group", description: "", rules: { type: "open" } });
     await registry.activate("beef01", null);

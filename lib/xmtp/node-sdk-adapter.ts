@@ -8,6 +8,7 @@ import {
   type GroupMessageKind,
   type GroupPermissionsOptions,
   type PermissionLevel,
+  type Signer,
   type SortDirection,
 } from "@xmtp/node-sdk";
 import { Client as BindingClient } from "@xmtp/node-bindings";
@@ -16,6 +17,7 @@ import type { Logger } from "../log.js";
 import { describeError } from "../log.js";
 import type { Redis } from "../redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase } from "./state/durable-database.js";
+import { waitForClosedDatabase } from "./state/local-files.js";
 import {
   toXmtpError,
   withErrorMapping,
@@ -75,7 +77,10 @@ export interface XmtpStateOptions {
  * backend wallet. Every session runs inside the durable database (lease, newest version, persist), so
  * the installation survives cold starts and never runs on an old copy of its state.
  */
-export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOptions): XmtpPort & { dbPath: string; durable: DurableDatabase } {
+export function createNodeSdkXmtp(
+  config: Config["xmtp"],
+  state: XmtpStateOptions,
+): XmtpPort & { dbPath: string; durable: DurableDatabase; /** Releases the client's database (shutdown, tests). */ close(): Promise<void> } {
   const { signer, address } = createWalletSigner(config.walletKey);
   const dbPath = xmtpDbPath(config, address);
   const options: ClientOptions = {
@@ -94,6 +99,10 @@ export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOption
       if (open && !open.released) {
         open.binding.releaseDbConnection();
         open.released = true;
+        // A query still in flight keeps its connection until it finishes; SQLite checkpoints when the last one
+        // closes. Waiting for that keeps the saved copy small (no -wal); if it takes too long the copy carries the
+        // -wal instead, read until it holds still.
+        await waitForClosedDatabase(dbPath, 2000);
       }
     },
     async discard() {
@@ -118,8 +127,7 @@ export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOption
       }
       if (!open) {
         await mkdir(config.dbDir, { recursive: true });
-        const client: Client<unknown> = await Client.create(signer, options);
-        open = { client, binding: bindingClientOf(client), released: false };
+        open = await startClient(signer, options);
       }
     } catch (error) {
       open = undefined;
@@ -138,23 +146,70 @@ export function createNodeSdkXmtp(config: Config["xmtp"], state: XmtpStateOption
   return {
     dbPath,
     durable,
-    withSession: (work) => durable.run(holder, async () => work(sdkSession(await getClient()))),
+    close: () => holder.discard(),
+    withSession: (work) =>
+      durable.run(holder, async () => {
+        const client = await getClient();
+        return work(sdkSession(client, open!.binding));
+      }),
   };
 }
 
-function sdkSession(client: Client<unknown>): XmtpSession {
-  const findGroup = async (groupId: string): Promise<Group<unknown> | undefined> => {
-    let conversation = await client.conversations.getConversationById(groupId);
-    if (!conversation) {
-      await client.conversations.sync();
-      conversation = await client.conversations.getConversationById(groupId);
+/**
+ * Creates the SDK client and registers its identity as a second step, so that when registering fails the
+ * client that was created (and holds the database open) is released instead of being left behind.
+ */
+async function startClient(signer: Signer, options: ClientOptions): Promise<{ client: Client<unknown>; binding: BindingClient; released: boolean }> {
+  const client: Client<unknown> = await Client.create(signer, { ...options, disableAutoRegister: true });
+  const binding = bindingClientOf(client);
+  try {
+    await client.register();
+  } catch (error) {
+    binding.releaseDbConnection();
+    throw error;
+  }
+  return { client, binding, released: false };
+}
+
+// libxmtp 1.9.1's messages for a group this installation does not have (xmtp_db NotFound::GroupById), and for
+// one it was removed from (GroupError::GroupInactive). The binding gives no error codes, only these texts.
+const GROUP_NOT_FOUND = /group with id [0-9a-f]* not found/i;
+const GROUP_INACTIVE = /Group is inactive/;
+
+/** The seam's operations over one SDK client (and the binding client inside it). Exported for tests. */
+export function sdkSession(client: Client<unknown>, binding: BindingClient): XmtpSession {
+  // The SDK's getConversationById answers "not found" for any error (a database failure included),
+  // so whether the group exists is asked of the binding, which tells the two apart.
+  const existsLocally = (groupId: string): boolean => {
+    try {
+      binding.conversations().findGroupById(groupId);
+      return true;
+    } catch (error) {
+      if (error instanceof Error && GROUP_NOT_FOUND.test(error.message)) return false;
+      throw error;
     }
+  };
+  const findGroup = async (groupId: string): Promise<Group<unknown> | undefined> => {
+    if (!existsLocally(groupId)) {
+      // Welcomes not yet processed may hold it.
+      await client.conversations.sync();
+      if (!existsLocally(groupId)) return undefined;
+    }
+    const conversation = await client.conversations.getConversationById(groupId);
+    if (conversation === undefined) throw new Error(`Group ${groupId} exists on this installation but could not be opened`);
     return conversation instanceof Group ? conversation : undefined;
   };
+  /** The group synced from the network; one the backend was removed from is "not found". */
   const group = async (groupId: string): Promise<Group<unknown>> => {
     const found = await findGroup(groupId);
     if (!found) throw new XmtpGroupNotFoundError(groupId);
-    await found.sync();
+    try {
+      await found.sync();
+    } catch (error) {
+      if (error instanceof Error && GROUP_INACTIVE.test(error.message)) throw new XmtpGroupNotFoundError(groupId);
+      throw error;
+    }
+    if (!found.isActive) throw new XmtpGroupNotFoundError(groupId);
     return found;
   };
   const info = (g: Group<unknown>): XmtpGroupInfo => ({
@@ -169,21 +224,34 @@ function sdkSession(client: Client<unknown>): XmtpSession {
   return withErrorMapping({
     inboxId: client.inboxId,
     installationId: client.installationId,
+    // Only on this installation: the network learns of the group in publishGroup (libxmtp's createGroup does
+    // both in one call, and a failed publish there leaves a local group the caller never hears of).
     createGroup: async ({ name, description, imageUrl }) =>
       info(
-        await client.conversations.createGroup([], {
+        client.conversations.createGroupOptimistic({
           permissions: ADMIN_ONLY,
           groupName: name,
           groupDescription: description,
           ...(imageUrl ? { groupImageUrlSquare: imageUrl } : {}),
         }),
       ),
+    publishGroup: async (groupId) => {
+      const found = await findGroup(groupId);
+      if (!found) throw new XmtpGroupNotFoundError(groupId);
+      await found.sync();
+    },
     findInboxId: (address) => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }),
     getGroup: async (groupId) => {
-      const found = await findGroup(groupId);
-      if (!found) return null;
-      await found.sync();
-      return info(found);
+      try {
+        return info(await group(groupId));
+      } catch (error) {
+        if (error instanceof XmtpGroupNotFoundError) return null;
+        throw error;
+      }
+    },
+    groupHealth: async (groupId) => {
+      const debug = await (await group(groupId)).debugInfo();
+      return { epoch: Number(debug.epoch), maybeForked: debug.maybeForked, commitLogForked: debug.isCommitLogForked ?? null };
     },
     listMembers: async (groupId) =>
       (await (await group(groupId)).members()).map(

@@ -1,4 +1,4 @@
-import { DependencyUnavailableError } from "../errors.js";
+import { DependencyUnavailableError, NotFoundError } from "../errors.js";
 
 /** XMTP's ceiling on a group's members, the backend's own inbox included. */
 export const MAX_GROUP_MEMBERS = 250;
@@ -24,6 +24,15 @@ export interface XmtpMessage {
   readonly kind: "application" | "membership-change";
 }
 
+/** How this installation's copy of a group compares with the network's (libxmtp's fork detection). */
+export interface XmtpGroupHealth {
+  readonly epoch: number;
+  /** libxmtp saw messages it could not process in a way that suggests this copy has left the group's history. */
+  readonly maybeForked: boolean;
+  /** The commit log disagrees with the network's; null when not yet checked. */
+  readonly commitLogForked: boolean | null;
+}
+
 /** Group metadata as XMTP holds it. */
 export interface XmtpGroupInfo {
   readonly groupId: string;
@@ -43,12 +52,19 @@ export interface XmtpSession {
   readonly inboxId: string;
   /** This installation's id (hex). */
   readonly installationId: string;
-  /** Creates a group where only admins may add or remove members or change metadata; the backend is super admin. */
+  /**
+   * Creates a group on this installation only (no network yet): only admins may add or remove members or change
+   * metadata; the backend is super admin. Nobody else knows of it until {@link publishGroup}.
+   */
   createGroup(input: { name: string; description: string; imageUrl?: string }): Promise<XmtpGroupInfo>;
+  /** Publishes a group this installation created (its first commit) and waits until the network has it. Idempotent. @throws {XmtpGroupNotFoundError} */
+  publishGroup(groupId: string): Promise<void>;
   /** The inbox id registered for an address, or null when the address has no XMTP identity. */
   findInboxId(address: Address): Promise<string | null>;
-  /** The group (synced from the network), or null when this installation is not in it. */
+  /** The group (synced from the network), or null when this installation is not in it (or was removed from it). */
   getGroup(groupId: string): Promise<XmtpGroupInfo | null>;
+  /** Whether this installation's copy of the group is still in step with the network (after a sync). @throws {XmtpGroupNotFoundError} */
+  groupHealth(groupId: string): Promise<XmtpGroupHealth>;
   /** Current members (synced from the network). @throws {XmtpGroupNotFoundError} */
   listMembers(groupId: string): Promise<XmtpMember[]>;
   /** Adds inboxes in one commit. @throws {XmtpGroupNotFoundError} */
@@ -103,26 +119,35 @@ export class XmtpOperationError extends Error {
   override readonly name: string = "XmtpOperationError";
 }
 
-/** The group does not exist for this installation. */
-export class XmtpGroupNotFoundError extends XmtpOperationError {
+/** The group does not exist for this installation, or the backend was removed from it (404). */
+export class XmtpGroupNotFoundError extends NotFoundError {
   override readonly name = "XmtpGroupNotFoundError";
   constructor(readonly groupId: string) {
-    super(`Group ${groupId} not found for this installation`);
+    super(`Group ${groupId} is not on XMTP for this backend (it was removed from it, or never in it)`);
   }
 }
 
-// Errors from the native binding carry code "GenericFailure"; transport failures say so in the text.
+// Errors from the native binding (1.9.1) carry only code "GenericFailure" and libxmtp's Display text, so the
+// texts are what can be matched. Transport failures name the API client or the transport.
 const TRANSPORT_FAILURE = /api client error|service is currently unavailable|tcp connect|dns error|deadline|timed? ?out|connection (refused|reset)|transport error|unavailable/i;
+// A commit whose publishing failed or could not be confirmed (GroupError::SyncFailedToWait, and a SyncSummary
+// with publish errors): it may or may not have reached the network. Never a final "no": retry (503), and the
+// retry finds out (a member already added is answered as such).
+const COMMIT_OUTCOME_UNKNOWN = /Sync failed to wait for intent|\d+ errors publishing intents/;
 
 /**
  * Classifies an error thrown by the XMTP SDK (or its double) as one of ours.
- * Network failures become {@link XmtpUnavailableError}; everything else {@link XmtpOperationError}.
+ * Network failures, and commits whose outcome is unknown, become {@link XmtpUnavailableError};
+ * everything else {@link XmtpOperationError}.
  */
 export function toXmtpError(error: unknown, operation: string): Error {
-  if (error instanceof XmtpUnavailableError || error instanceof XmtpOperationError) return error;
+  if (error instanceof XmtpUnavailableError || error instanceof XmtpOperationError || error instanceof XmtpGroupNotFoundError) return error;
   const message = error instanceof Error ? error.message : String(error);
   if (TRANSPORT_FAILURE.test(message)) {
     return new XmtpUnavailableError(`XMTP ${operation} failed: network unavailable`, { cause: error });
+  }
+  if (COMMIT_OUTCOME_UNKNOWN.test(message)) {
+    return new XmtpUnavailableError(`XMTP ${operation} failed: commit not confirmed`, { cause: error });
   }
   return new XmtpOperationError(`XMTP ${operation} failed`, { cause: error });
 }

@@ -57,6 +57,9 @@ describe("POST /api/create", () => {
     ["empty name", { name: "  " }, /name: must not be empty/],
     ["long name", { name: "x".repeat(101) }, /at most 100/],
     ["long description", { name: "x", description: "d".repeat(1001) }, /at most 1000/],
+    // XMTP counts bytes: 34 euro signs are 102 bytes of UTF-8.
+    ["name over 100 bytes", { name: "€".repeat(34) }, /name: must be at most 100 bytes/],
+    ["description over 1000 bytes", { name: "x", description: "é".repeat(501) }, /description: must be at most 1000 bytes/],
     ["unknown key", { name: "x", admin: true }, /admin/],
     ["unknown rule type", { name: "x", rules: { type: "nft" } }, /rules/],
     ["bad allowlist address", { name: "x", rules: { type: "allowlist", addresses: ["0x123"] } }, /0x followed by 40 hex/],

@@ -81,7 +81,10 @@ describe("operator API", () => {
     const sent = await call("POST", `/api/groups/${groupId}/messages`, { text: "gm" });
     expect(sent.status).toBe(201);
     const listed = await call("GET", `/api/groups/${groupId}/messages?limit=5`);
-    expect(listed.body.messages).toEqual([expect.objectContaining({ id: sent.body.messageId, text: "gm", sender: t.backendAddress })]);
+    // Newest first; the earlier member changes are listed too, as the real client lists them (no text).
+    const messages = listed.body.messages as { kind: string; text: string | null }[];
+    expect(messages[0]).toEqual(expect.objectContaining({ id: sent.body.messageId, text: "gm", kind: "application", sender: t.backendAddress }));
+    expect(messages.slice(1).every((m) => m.kind === "membership-change" && m.text === null)).toBe(true);
     expect((await call("POST", `/api/groups/${groupId}/messages`, { text: "" })).status).toBe(400);
     expect((await call("GET", `/api/groups/${groupId}/messages?before=yesterday`)).status).toBe(400);
   });
@@ -106,6 +109,8 @@ describe("operator API", () => {
     expect(t.network.groups.get(groupId)?.info.name).toBe("Ops 2");
     expect((await call("PATCH", `/api/groups/${groupId}`, { rules: { type: "nope" } })).status).toBe(400);
     expect((await call("PATCH", `/api/groups/${groupId}`, {})).status).toBe(400);
+    const tooLong = await call("PATCH", `/api/groups/${groupId}`, { name: "€".repeat(34) });
+    expect(tooLong).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/100 bytes/) as unknown } } });
   });
 
   it("404 for a group this backend did not create, 400 for a malformed id, 401 without the key, 405 otherwise", async () => {

@@ -15,6 +15,19 @@ interface FakeGroup {
   info: XmtpGroupInfo;
   members: Map<string, { addresses: Address[]; isAdmin: boolean }>;
   messages: XmtpMessage[];
+  /** False until publishGroup: the group exists on its creator's installation only. */
+  published: boolean;
+}
+
+// libxmtp's limits on metadata, in UTF-8 bytes, and its error text for them (GroupError::TooManyCharacters).
+const METADATA_LIMITS = { name: 100, description: 1000, imageUrl: 2048 } as const;
+function checkMetadata(changes: { name?: string; description?: string; imageUrl?: string }): void {
+  for (const field of ["name", "description", "imageUrl"] as const) {
+    const value = changes[field];
+    if (value !== undefined && Buffer.byteLength(value, "utf8") > METADATA_LIMITS[field]) {
+      throw bindingError(`Exceeded max characters for this field. Must be under: ${METADATA_LIMITS[field]}`);
+    }
+  }
 }
 
 /** An error shaped like the native binding's: a plain Error with `code: "GenericFailure"`. */
@@ -26,9 +39,11 @@ const UNAVAILABLE =
   'api client error api client at endpoint "/xmtp.identity.api.v1.IdentityApi/GetInboxIds" has error status: \'The service is currently unavailable\', self: "dns error"';
 
 /**
- * An in-memory XMTP network that behaves like the real one where this service cares:
- * addresses must be registered (have an inbox) to be added, adding a member twice makes no commit,
- * group ids are opaque hex, failures look like the binding's, and the network can be taken down.
+ * An in-memory XMTP network that behaves like the real one where this service cares (checked against the real
+ * client and the local node): addresses must be registered (have an inbox) to be added, adding a member twice
+ * makes no commit, a group is created locally and published apart, metadata limits are UTF-8 bytes, member
+ * changes show up as membership-change messages without text, group ids are opaque hex, failures look like
+ * the binding's, and the network can be taken down.
  */
 export class FakeXmtpNetwork {
   /** While true, every call fails as the binding does when the network is unreachable. */
@@ -91,15 +106,23 @@ export class FakeXmtpNetwork {
       return found;
     };
     const addressesOf = (id: string): Address[] => [...this.inboxes].filter(([, inbox]) => inbox === id).map(([a]) => a);
+    const membershipChange = (g: FakeGroup) =>
+      g.messages.push({ id: randomBytes(32).toString("hex"), senderInboxId: inboxId, sentAt: new Date(), text: null, kind: "membership-change" });
     return {
       inboxId,
       installationId,
       createGroup: async ({ name, description, imageUrl }) => {
-        this.check();
+        // Local only, as the real client's createGroupOptimistic: no network needed.
+        checkMetadata({ name, description, ...(imageUrl ? { imageUrl } : {}) });
         const info: XmtpGroupInfo = { groupId: randomBytes(16).toString("hex"), name, description, imageUrl: imageUrl ?? "", createdAt: new Date() };
-        this.groups.set(info.groupId, { info, members: new Map([[inboxId, { addresses: [address], isAdmin: true }]]), messages: [] });
-        this.commits++;
+        this.groups.set(info.groupId, { info, members: new Map([[inboxId, { addresses: [address], isAdmin: true }]]), messages: [], published: false });
         return info;
+      },
+      publishGroup: async (groupId) => {
+        const g = group(groupId);
+        if (g.published) return;
+        g.published = true;
+        this.commits++;
       },
       findInboxId: async (target) => {
         this.check();
@@ -111,6 +134,8 @@ export class FakeXmtpNetwork {
         const found = this.groups.get(groupId);
         return found?.members.has(inboxId) ? found.info : null;
       },
+      // The double never forks: its epoch is the number of member changes.
+      groupHealth: async (groupId) => ({ epoch: group(groupId).messages.filter((m) => m.kind === "membership-change").length, maybeForked: false, commitLogForked: null }),
       listMembers: async (groupId) =>
         [...group(groupId).members].map(([id, m]) => ({ inboxId: id, addresses: m.addresses, isAdmin: m.isAdmin })),
       addMembers: async (groupId, inboxIds) => {
@@ -121,7 +146,9 @@ export class FakeXmtpNetwork {
         const fresh = inboxIds.filter((id) => !g.members.has(id));
         if (fresh.length === 0) return;
         for (const id of fresh) g.members.set(id, { addresses: addressesOf(id), isAdmin: false });
+        g.published = true;
         this.commits++;
+        membershipChange(g);
       },
       removeMembers: async (groupId, inboxIds) => {
         const g = group(groupId);
@@ -129,9 +156,11 @@ export class FakeXmtpNetwork {
         if (present.length === 0) return;
         for (const id of present) g.members.delete(id);
         this.commits++;
+        membershipChange(g);
       },
       updateGroup: async (groupId, changes) => {
         const g = group(groupId);
+        checkMetadata(changes);
         g.info = {
           ...g.info,
           ...(changes.name !== undefined ? { name: changes.name } : {}),

@@ -1,9 +1,13 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { inject } from "vitest";
 import { createApp, type App, type AppOverrides } from "../../lib/app.js";
 import { loadConfig, type Config } from "../../lib/config.js";
 import { silentLogger } from "../../lib/log.js";
 import { createRedis, type Redis } from "../../lib/redis.js";
+import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 import { FakeXmtpNetwork } from "./fake-xmtp.js";
 
@@ -52,4 +56,51 @@ export function createTestApp(options: { env?: Record<string, string>; overrides
   const { address } = createWalletSigner(config.xmtp.walletKey);
   const app = createApp(config, { logger: silentLogger, xmtp: network.port(address), ...options.overrides });
   return { app, config, network, backendAddress: address };
+}
+
+/** One function instance with the real XMTP client against the local node, on a database directory of its own. */
+export interface RealXmtpInstance {
+  readonly app: App;
+  readonly config: Config;
+  readonly xmtp: ReturnType<typeof createNodeSdkXmtp>;
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
+/** What instances of one deployment share: Redis (a key prefix), the backend wallet, and a tag for node faults. */
+export interface Deployment {
+  readonly env: Record<string, string>;
+  /** The backend client's `x-app-version`, so faults armed on the shared node hit this deployment only. */
+  readonly appVersion: string;
+  readonly backendAddress: string;
+}
+
+/** A deployment of its own: fresh backend wallet, fresh key prefix, the local XMTP node, no link service unless `env` names one. */
+export function realDeployment(env: Record<string, string> = {}): Deployment {
+  const key = `0x${randomBytes(32).toString("hex")}` as const;
+  const base = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, LINK_SERVICE_URL: "", LINK_BASE_URL: "", ...env });
+  return { env: base, appVersion: `test-${base.REDIS_KEY_PREFIX}/1`, backendAddress: createWalletSigner(key).address };
+}
+
+/** Starts an instance of `deployment` with an empty disk (a cold start). */
+export async function startRealInstance(deployment: Deployment, overrides: AppOverrides = {}): Promise<RealXmtpInstance> {
+  const dir = await mkdtemp(join(tmpdir(), "xmtp-instance-"));
+  const loaded = loadConfig({ ...deployment.env, XMTP_DB_DIR: dir });
+  const config: Config = { ...loaded, xmtp: { ...loaded.xmtp, appVersion: deployment.appVersion } };
+  const xmtp = createNodeSdkXmtp(config.xmtp, {
+    redis: createRedis(config.redis, { plainResponses: true }),
+    keyPrefix: config.redis.keyPrefix,
+    logger: silentLogger,
+  });
+  const app = createApp(config, { logger: silentLogger, xmtp, ...overrides });
+  return {
+    app,
+    config,
+    xmtp,
+    dir,
+    close: async () => {
+      await xmtp.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -6,7 +6,7 @@ import { silentLogger, describeError } from "../../log.js";
 import type { Redis } from "../../redis.js";
 import { createMutex } from "../mutex.js";
 import { acquireLease } from "./lease.js";
-import { matchesSizes, readLocalSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
+import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
 import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 
 /** What holds the database open (the XMTP client, or a plain SQLite handle in tests). */
@@ -107,7 +107,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   };
 
   const persist = async (base: Manifest | null, fence: number, deadline: number): Promise<void> => {
-    const files = await readLocalSet(options.dbPath, chunkSize);
+    const files = await readStableSet(options.dbPath, chunkSize);
     const next: Omit<Manifest, "version" | "fence" | "committedAt"> = {
       chunkSize,
       files: files.map((f) => ({ suffix: f.suffix, size: f.bytes.length, sha256: f.sha256, chunks: f.chunks.map((c) => c.hash) })),

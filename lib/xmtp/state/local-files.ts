@@ -56,6 +56,47 @@ export async function readLocalSet(dbPath: string, chunkSize: number): Promise<L
   return files;
 }
 
+/** The files kept changing while being read: no consistent copy could be taken (the save is retried). */
+export class UnstableFilesError extends Error {
+  override readonly name = "UnstableFilesError";
+}
+
+const sameSet = (a: readonly LocalFile[], b: readonly LocalFile[]) =>
+  a.length === b.length && a.every((f, i) => f.suffix === b[i]!.suffix && f.sha256 === b[i]!.sha256);
+
+/**
+ * Reads the set until two reads in a row are identical. A connection closing in the background finishes its
+ * checkpoint on its own time, and a read across it can take the old main file without its -wal (a copy that
+ * is missing the newest transactions); two identical reads mean nothing changed while the second was taken.
+ * @throws {UnstableFilesError} when the files do not hold still within `timeoutMs`.
+ */
+export async function readStableSet(dbPath: string, chunkSize: number, options: { timeoutMs?: number; pauseMs?: number } = {}): Promise<LocalFile[]> {
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+  let previous = await readLocalSet(dbPath, chunkSize);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, options.pauseMs ?? 2));
+    const current = await readLocalSet(dbPath, chunkSize);
+    if (sameSet(previous, current)) return current;
+    if (Date.now() > deadline) throw new UnstableFilesError("XMTP database files kept changing while being saved");
+    previous = current;
+  }
+}
+
+/**
+ * Waits (at most `timeoutMs`) until the database has no -wal and -shm beside it: SQLite checkpoints and removes
+ * them when its last connection closes, which may happen a little after the pool was released.
+ * Answers whether they are gone.
+ */
+export async function waitForClosedDatabase(dbPath: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await Promise.all(["-wal", "-shm"].map((suffix) => stat(dbPath + suffix).then(() => true, () => false)));
+    if (!open.includes(true)) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Deletes every file of the set (and leftovers of an interrupted restore). */
 export async function removeLocalSet(dbPath: string): Promise<void> {
   for (const suffix of DATABASE_FILE_SUFFIXES) {

@@ -1,0 +1,81 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { Client, Group } from "@xmtp/node-sdk";
+import type { Hex } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { nodeRequest } from "../../local/xmtp-node/launcher.js";
+import type { NodeFault } from "../../local/xmtp-node/xmtp-node.js";
+import { bindingClientOf } from "../../lib/xmtp/node-sdk-adapter.js";
+import type { Address } from "../../lib/xmtp/port.js";
+import { createWalletSigner } from "../../lib/xmtp/signer.js";
+
+/** Someone with a wallet and their own real XMTP client on the local node (as if they had opened an XMTP app). */
+export interface Person {
+  readonly address: Address;
+  readonly key: Hex;
+  readonly inboxId: string;
+  readonly client: Client<unknown>;
+  /** The group as this person's own client sees it (welcomes and the group synced), or null when they are not in it. */
+  group(groupId: string): Promise<Group<unknown> | null>;
+  /** Member inbox ids of the group as this person's client sees it. */
+  memberInboxIds(groupId: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** A new wallet registered on the local XMTP node with a client of its own. */
+export async function createPerson(): Promise<Person> {
+  const key = generatePrivateKey();
+  const { signer, address } = createWalletSigner(key);
+  const dir = await mkdtemp(join(tmpdir(), "xmtp-person-"));
+  const client: Client<unknown> = await Client.create(signer, {
+    env: "local",
+    dbPath: join(dir, "person.db3"),
+    dbEncryptionKey: randomBytes(32),
+    disableDeviceSync: true,
+    appVersion: "test-person/1",
+  });
+  const group = async (groupId: string) => {
+    await client.conversations.sync();
+    const conversation = await client.conversations.getConversationById(groupId);
+    if (!(conversation instanceof Group)) return null;
+    await conversation.sync();
+    return conversation;
+  };
+  return {
+    address,
+    key,
+    inboxId: client.inboxId,
+    client,
+    group,
+    memberInboxIds: async (groupId) => {
+      const g = await group(groupId);
+      return g ? (await g.members()).map((m) => m.inboxId).sort() : [];
+    },
+    close: async () => {
+      bindingClientOf(client).releaseDbConnection();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A wallet that has never used XMTP (no inbox on the node). */
+export function walletWithoutInbox(): Address {
+  return privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as Address;
+}
+
+/** Arms failures on the shared local node for calls from clients with `appVersion` (see {@link NodeFault}). */
+export async function injectFaults(appVersion: string, faults: Omit<NodeFault, "appVersion">[]): Promise<void> {
+  await nodeRequest("/control", { body: { faults: faults.map((f) => ({ ...f, appVersion })) } });
+}
+
+/** Removes whatever failures are still armed for `appVersion`. */
+export async function clearFaults(appVersion: string): Promise<void> {
+  await nodeRequest("/control", { body: { clearFaults: appVersion } });
+}
+
+/** How many messages and commits the node holds for a group. */
+export async function nodeGroupStats(groupId: string): Promise<{ messages: number; commits: number }> {
+  return (await nodeRequest<{ group: { messages: number; commits: number } }>(`/stats?group=${groupId}`)).group;
+}
