@@ -229,15 +229,22 @@ if (want("xmtp")) {
   const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
   await nodeRequest("/control", { body: { latencyMs: 40 } });
   const dirs: string[] = [];
-  try {
-    const backendKey = generatePrivateKey();
+  const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+  const p50 = (t: number[]) => sorted(t)[Math.floor((t.length - 1) * 0.5)]!;
+  const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
+  const calls = async () => Object.values((await nodeRequest<{ calls: Record<string, number> }>("/stats")).calls).reduce((n, c) => n + c, 0);
+
+  /** Whole use cases on one deployment of their own, with or without saving ahead of the network's writes. */
+  const measure = async (writeAhead: boolean) => {
+    const label = writeAhead ? "real XMTP @40 ms" : "real XMTP @40 ms, no write-ahead (unsafe baseline)";
+    const line = (name: string, t: number[], note: string) => rows.push(["-", `${label}: ${name}`, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
     const env = {
-      XMTP_WALLET_KEY: backendKey,
+      XMTP_WALLET_KEY: generatePrivateKey(),
       XMTP_DB_ENCRYPTION_KEY: "33".repeat(32),
       XMTP_ENV: "local",
       UPSTASH_REDIS_REST_URL: upstash.url,
       UPSTASH_REDIS_REST_TOKEN: upstash.token,
-      REDIS_KEY_PREFIX: `benchxmtp${Date.now()}`,
+      REDIS_KEY_PREFIX: `benchxmtp${Date.now()}${writeAhead ? "w" : "u"}`,
       ADMIN_API_KEY: "a".repeat(32),
       WEBHOOK_SECRET: "w".repeat(32),
       PUBLIC_URL: "https://gated.example.com",
@@ -248,17 +255,18 @@ if (want("xmtp")) {
       const dir = await mkdtemp(join(tmpdir(), "bench-xmtp-"));
       dirs.push(dir);
       const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
-      const xmtp = createNodeSdkXmtp(config.xmtp, { redis: createRedis(config.redis, { plainResponses: true }), keyPrefix: config.redis.keyPrefix, logger: silentLogger });
+      const xmtp = createNodeSdkXmtp(config.xmtp, {
+        redis: createRedis(config.redis, { plainResponses: true }),
+        keyPrefix: config.redis.keyPrefix,
+        logger: silentLogger,
+        ...(writeAhead ? {} : { unsafeWithoutWriteAhead: true }),
+      });
       return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
     };
     const a = await startInstance();
-    const calls = async () => Object.values((await nodeRequest<{ calls: Record<string, number> }>("/stats")).calls).reduce((n, c) => n + c, 0);
     const people = await Promise.all(Array.from({ length: 10 }, () => createPerson()));
-    const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
-    const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
-    const line = (name: string, t: number[], note: string) => rows.push(["-", name, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
-
     await a.app.xmtp.withSession(async () => undefined); // the backend's inbox registered once, outside the figures
+
     const creates: number[] = [];
     let groupId = "";
     let c0 = await calls();
@@ -267,7 +275,7 @@ if (want("xmtp")) {
       creates.push(t);
       groupId = group.groupId;
     }
-    line("real XMTP @40 ms: create group", creates, `${((await calls()) - c0) / 3} node calls each (incl. other test traffic on a shared node)`);
+    line("create group", creates, `${(((await calls()) - c0) / 3).toFixed(1)} node calls each`);
 
     const joins: number[] = [];
     c0 = await calls();
@@ -278,12 +286,12 @@ if (want("xmtp")) {
       joins.push(t);
     }
     const joinWall = performance.now() - joinStart;
-    line("real XMTP @40 ms: join (webhook decision)", joins, `${(((await calls()) - c0) / people.length).toFixed(1)} node calls each; ${((people.length / joinWall) * 1000).toFixed(2)} joins/s sequential`);
+    line("join (webhook decision)", joins, `${(((await calls()) - c0) / people.length).toFixed(1)} node calls each; ${((people.length / joinWall) * 1000).toFixed(2)} joins/s sequential`);
 
     const sends: number[] = [];
     c0 = await calls();
     for (let i = 0; i < 10; i++) sends.push((await time(() => sendMessage(a.app, groupId, `bench ${i}`)))[0]);
-    line("real XMTP @40 ms: operator send", sends, `${((await calls()) - c0) / 10} node calls each`);
+    line("operator send", sends, `${(((await calls()) - c0) / 10).toFixed(1)} node calls each`);
 
     const manifest = await a.xmtp.durable.store.readManifest();
     const size = manifest?.files.reduce((n, f) => n + f.size, 0) ?? 0;
@@ -293,9 +301,20 @@ if (want("xmtp")) {
       colds.push((await time(() => sendMessage(cold.app, groupId, `cold ${i}`)))[0]);
       await cold.xmtp.close();
     }
-    line("real XMTP @40 ms: cold start (restore + client + send)", colds, `database ${mb(size)}`);
+    line("cold start (restore + client + send)", colds, `database ${mb(size)}`);
     for (const p of people) await p.close();
     await a.xmtp.close();
+    return { creates, joins, sends, colds };
+  };
+
+  try {
+    const unsafe = await measure(false);
+    const safe = await measure(true);
+    const ratio = (name: string, s: number[], u: number[]) =>
+      rows.push(["-", `write-ahead cost: ${name}`, `${(p50(s) / p50(u)).toFixed(2)}×`, "", `p50 ${p50(s).toFixed(0)} ms vs ${p50(u).toFixed(0)} ms without (goal ≤ 1.3× per commit)`]);
+    ratio("join (one commit)", safe.joins, unsafe.joins);
+    ratio("create (one commit)", safe.creates, unsafe.creates);
+    ratio("operator send (one message)", safe.sends, unsafe.sends);
   } finally {
     await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });

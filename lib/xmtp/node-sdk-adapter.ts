@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  ApiUrls,
   Client,
   Group,
   type ClientOptions,
@@ -16,8 +17,9 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { describeError } from "../log.js";
 import type { Redis } from "../redis.js";
-import { createDurableDatabase, type DatabaseHolder, type DurableDatabase } from "./state/durable-database.js";
+import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type SessionStep } from "./state/durable-database.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
+import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import {
   toXmtpError,
   withErrorMapping,
@@ -70,12 +72,20 @@ export interface XmtpStateOptions {
   readonly redis: Redis;
   readonly keyPrefix: string;
   readonly logger: Logger;
+  /** Tests: a shorter lease, so a killed instance's lease expires sooner. */
+  readonly leaseTtlMs?: number;
+  /** Tests and benchmarks: see each step of sessions and relayed writes (crash injection, timing). */
+  readonly onStep?: (step: SessionStep | RelayStep, detail?: string) => void | Promise<void>;
+  /** Benchmarks only: talk to the network directly, without saving ahead of writes (the unsafe baseline). */
+  readonly unsafeWithoutWriteAhead?: boolean;
 }
 
 /**
  * The production XMTP port: one `@xmtp/node-sdk` client per instance, created on first use from the
  * backend wallet. Every session runs inside the durable database (lease, newest version, persist), so
- * the installation survives cold starts and never runs on an old copy of its state.
+ * the installation survives cold starts and never runs on an old copy of its state; and the client reaches
+ * the network only through the write-ahead relay, so every write the network sees was saved first (a crash
+ * at any point leaves a saved state the network is never ahead of: no fork).
  */
 export function createNodeSdkXmtp(
   config: Config["xmtp"],
@@ -116,8 +126,22 @@ export function createNodeSdkXmtp(
     keyPrefix: state.keyPrefix,
     dbPath,
     logger: state.logger,
-    installationId: () => open?.client.installationId ?? recordedInstallation ?? null,
+    ...(state.onStep ? { onStep: state.onStep } : {}),
+    ...(state.leaseTtlMs ? { leaseTtlMs: state.leaseTtlMs } : {}),
   });
+  let relay: Promise<WriteAheadRelay> | undefined;
+  const relayUrl = async (): Promise<string | undefined> => {
+    if (state.unsafeWithoutWriteAhead) return undefined;
+    relay ??= startWriteAheadRelay({
+      upstream: ApiUrls[config.env],
+      beforeWrite: () => durable.checkpoint(),
+      ...(state.onStep ? { onStep: state.onStep } : {}),
+    }).catch((error: unknown) => {
+      relay = undefined;
+      throw error;
+    });
+    return (await relay).url;
+  };
 
   const getClient = async (): Promise<Client<unknown>> => {
     try {
@@ -127,7 +151,8 @@ export function createNodeSdkXmtp(
       }
       if (!open) {
         await mkdir(config.dbDir, { recursive: true });
-        open = await startClient(signer, options);
+        const apiUrl = await relayUrl();
+        open = await startClient(signer, apiUrl ? { ...options, apiUrl } : options);
       }
     } catch (error) {
       open = undefined;
@@ -146,12 +171,31 @@ export function createNodeSdkXmtp(
   return {
     dbPath,
     durable,
-    close: () => holder.discard(),
+    close: async () => {
+      await holder.discard();
+      await (await relay?.catch(() => undefined))?.close();
+    },
     withSession: (work) =>
-      durable.run(holder, async () => {
-        const client = await getClient();
-        return work(sdkSession(client, open!.binding));
-      }),
+      durable.run(
+        holder,
+        async () => {
+          const client = await getClient();
+          const session = sdkSession(client, open!.binding, durable);
+          // A session before this one stopped midway through writing to these groups: the saved state knows
+          // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
+          for (const groupId of durable.unsettled) {
+            await session.groupHealth(groupId).then(
+              () => durable.settle(groupId),
+              (error: unknown) => {
+                if (error instanceof XmtpGroupNotFoundError) durable.settle(groupId);
+                else state.logger.warn("xmtp_unsettled_group", { groupId, error: describeError(error) });
+              },
+            );
+          }
+          return work(session);
+        },
+        { savedAhead: !state.unsafeWithoutWriteAhead },
+      ),
   };
 }
 
@@ -176,8 +220,20 @@ async function startClient(signer: Signer, options: ClientOptions): Promise<{ cl
 const GROUP_NOT_FOUND = /group with id [0-9a-f]* not found/i;
 const GROUP_INACTIVE = /Group is inactive/;
 
+/** What a session marks while it writes to a group (see {@link DurableDatabase.unsettle}). */
+type WriteMarks = Pick<DurableDatabase, "unsettle" | "settle">;
+const NO_MARKS: WriteMarks = { unsettle() {}, settle() {} };
+
 /** The seam's operations over one SDK client (and the binding client inside it). Exported for tests. */
-export function sdkSession(client: Client<unknown>, binding: BindingClient): XmtpSession {
+export function sdkSession(client: Client<unknown>, binding: BindingClient, marks: WriteMarks = NO_MARKS): XmtpSession {
+  // A group is unsettled from the start of a write to it until the write is confirmed: a checkpoint taken in
+  // between names it, so a session after a crash knows which groups to sync first.
+  const writing = async <T>(groupId: string, write: () => Promise<T>): Promise<T> => {
+    marks.unsettle(groupId);
+    const result = await write();
+    marks.settle(groupId);
+    return result;
+  };
   // The SDK's getConversationById answers "not found" for any error (a database failure included),
   // so whether the group exists is asked of the binding, which tells the two apart.
   const existsLocally = (groupId: string): boolean => {
@@ -235,11 +291,12 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient): Xmt
           ...(imageUrl ? { groupImageUrlSquare: imageUrl } : {}),
         }),
       ),
-    publishGroup: async (groupId) => {
-      const found = await findGroup(groupId);
-      if (!found) throw new XmtpGroupNotFoundError(groupId);
-      await found.sync();
-    },
+    publishGroup: (groupId) =>
+      writing(groupId, async () => {
+        const found = await findGroup(groupId);
+        if (!found) throw new XmtpGroupNotFoundError(groupId);
+        await found.sync();
+      }),
     findInboxId: (address) => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }),
     getGroup: async (groupId) => {
       try {
@@ -263,15 +320,16 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient): Xmt
           isAdmin: m.permissionLevel !== MEMBER_LEVEL,
         }),
       ),
-    addMembers: async (groupId, inboxIds) => (await group(groupId)).addMembers([...inboxIds]),
-    removeMembers: async (groupId, inboxIds) => (await group(groupId)).removeMembers([...inboxIds]),
-    updateGroup: async (groupId, changes) => {
-      const g = await group(groupId);
-      if (changes.name !== undefined) await g.updateName(changes.name);
-      if (changes.description !== undefined) await g.updateDescription(changes.description);
-      if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
-    },
-    sendText: async (groupId, text) => (await group(groupId)).sendText(text),
+    addMembers: (groupId, inboxIds) => writing(groupId, async () => (await group(groupId)).addMembers([...inboxIds])),
+    removeMembers: (groupId, inboxIds) => writing(groupId, async () => (await group(groupId)).removeMembers([...inboxIds])),
+    updateGroup: (groupId, changes) =>
+      writing(groupId, async () => {
+        const g = await group(groupId);
+        if (changes.name !== undefined) await g.updateName(changes.name);
+        if (changes.description !== undefined) await g.updateDescription(changes.description);
+        if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
+      }),
+    sendText: (groupId, text) => writing(groupId, async () => (await group(groupId)).sendText(text)),
     listMessages: async (groupId, { limit, before }) =>
       (
         await (

@@ -15,7 +15,7 @@
  */
 import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { xmtpCodecs, type XmtpCodecs } from "./codecs.js";
-import { finishResponse, frame, GRPC_STATUS, readFrames, startResponse } from "./grpc.js";
+import { finishResponse, frame, GRPC_STATUS, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
 import { MlsWireError, readGroupMessage } from "./mls-wire.js";
 import { NodeRequestError, NodeState, type StoredGroupMessage, type StoredWelcome } from "./node-state.js";
 

@@ -10,20 +10,22 @@ import { issueChallenge, joinWithSignature } from "../../lib/join/join-flow.js";
 import { addMembers, listMessages, removeMembers, sendMessage, showGroup } from "../../lib/operator.js";
 import { DATABASE_FILE_SUFFIXES } from "../../lib/xmtp/state/local-files.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
-import { linkServiceOk, useLinkServiceMock } from "../support/link-service-mock.js";
-import { LINK_SERVICE_URL, realDeployment, startRealInstance, WEBHOOK_SECRET, type RealXmtpInstance } from "../support/test-app.js";
+import { startDevLinkService } from "../../scripts/dev-link-service.js";
+import { realDeployment, startRealInstance, WEBHOOK_SECRET, type Deployment, type RealXmtpInstance } from "../support/test-app.js";
 import { createPerson, type Person } from "../support/xmtp-people.js";
 
 // The whole path with the real @xmtp/node-sdk client against the local XMTP node: three instances of one
 // deployment (separate disks, one Redis), and people who are real clients with wallets of their own.
-useLinkServiceMock(linkServiceOk("e2e-link"));
-const deployment = realDeployment({ LINK_SERVICE_URL, LINK_BASE_URL: "https://links.example.test/group/" });
+// The link service is the local stand-in over real HTTP (msw intercepts every socket, HTTP/2 ones included).
+let links: Awaited<ReturnType<typeof startDevLinkService>>;
+let deployment: Deployment;
 const instances: RealXmtpInstance[] = [];
 const people: Person[] = [];
 let a: RealXmtpInstance;
 let b: RealXmtpInstance;
 let groupId: string;
 let joinLinkId: string;
+let serviceLinkId: string;
 let alice: Person;
 let bob: Person;
 let carol: Person;
@@ -41,11 +43,14 @@ const instance = async () => {
 const texts = async (p: Person) => ((await (await p.group(groupId))?.messages()) ?? []).map((m) => m.content).filter((c): c is string => typeof c === "string");
 
 beforeAll(async () => {
+  links = await startDevLinkService();
+  deployment = realDeployment({ LINK_SERVICE_URL: `${links.url}/api/groups/create`, LINK_BASE_URL: `${links.url}/group/` });
   [a, b, alice, bob, carol] = await Promise.all([instance(), instance(), person(), person(), person()]);
 }, 60_000);
 afterAll(async () => {
   for (const i of instances) await i.close();
   for (const p of people) await p.close();
+  await links.close();
 });
 
 describe("the real XMTP client end to end (local node, two instances, one Redis)", () => {
@@ -53,15 +58,16 @@ describe("the real XMTP client end to end (local node, two instances, one Redis)
     const created = await createGroup(a.app, { name: "Launch crew", description: "Early holders", rules: { type: "open" } });
     groupId = created.groupId;
     joinLinkId = created.joinLinkId;
+    serviceLinkId = created.groupLinkId!;
     const token = webhookToken(WEBHOOK_SECRET, groupId);
-    expect(await handleWebhookJoin(b.app, { groupLinkId: "e2e-link", topic: groupId, walletAddress: alice.address }, token)).toEqual({ status: "SUCCESS" });
+    expect(await handleWebhookJoin(b.app, { groupLinkId: serviceLinkId, topic: groupId, walletAddress: alice.address }, token)).toEqual({ status: "SUCCESS" });
     const seen = await alice.group(groupId);
     expect(seen).toBeInstanceOf(Group);
     expect(seen!.name).toBe("Launch crew");
     expect(seen!.description).toBe("Early holders");
     // A retry of the same webhook call answers SUCCESS without another commit.
     const epoch = (await a.app.xmtp.withSession((s) => s.groupHealth(groupId))).epoch;
-    expect(await handleWebhookJoin(a.app, { groupLinkId: "e2e-link", topic: groupId, walletAddress: alice.address }, token)).toEqual({ status: "SUCCESS" });
+    expect(await handleWebhookJoin(a.app, { groupLinkId: serviceLinkId, topic: groupId, walletAddress: alice.address }, token)).toEqual({ status: "SUCCESS" });
     expect((await a.app.xmtp.withSession((s) => s.groupHealth(groupId))).epoch).toBe(epoch);
   });
 

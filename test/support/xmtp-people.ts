@@ -40,7 +40,10 @@ export async function createPerson(): Promise<Person> {
     await client.conversations.sync();
     const conversation = await client.conversations.getConversationById(groupId);
     if (!(conversation instanceof Group)) return null;
-    await conversation.sync();
+    // A group this person was removed from is still there, inactive; libxmtp refuses to sync it.
+    await conversation.sync().catch((error: unknown) => {
+      if (!(error instanceof Error && /Group is inactive/.test(error.message))) throw error;
+    });
     return conversation;
   };
   return {

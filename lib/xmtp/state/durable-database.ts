@@ -17,8 +17,8 @@ export interface DatabaseHolder {
   discard(): Promise<void>;
 }
 
-/** The points of a session, in order; tests kill processes at each. */
-export type SessionStep = "leased" | "restored" | "worked" | "uploading" | "upload-batch" | "uploaded" | "committed";
+/** The points of a session, in order (checkpoints happen during the work); tests kill processes at each. */
+export type SessionStep = "leased" | "restored" | "checkpointed" | "worked" | "uploading" | "upload-batch" | "uploaded" | "committed";
 
 /** The installation is marked as needing recovery; sessions refuse to run until an operator recovers it (503). */
 export class NeedsRecoveryError extends DependencyUnavailableError {
@@ -28,12 +28,26 @@ export class NeedsRecoveryError extends DependencyUnavailableError {
   }
 }
 
-/** Persisting the database after an operation failed, or this holder lost its lease (503; never a success). */
+/** Saving the database failed, or this holder lost its lease: what was not saved is dropped (503). */
 export class PersistFailedError extends DependencyUnavailableError {
   override readonly name = "PersistFailedError";
   constructor(message: string, options?: ErrorOptions) {
     super(message, "The service could not save its state; try again later", options);
   }
+}
+
+/** How long a session whose writes were saved ahead keeps retrying its final save. */
+const FINAL_SAVE_BUDGET_SAVED_AHEAD_MS = 3000;
+
+/** How a session treats a final save that fails. */
+export interface RunOptions {
+  /**
+   * True when everything the work made visible outside this instance was saved before it left (every
+   * network write went through {@link DurableDatabase.checkpoint}). A failed final save then loses only what
+   * the next session re-reads from the network, so the work's result is still answered. False (the default):
+   * the work's effects exist only in these files, and a failed final save fails the session.
+   */
+  readonly savedAhead?: boolean;
 }
 
 /** Options of {@link createDurableDatabase}. */
@@ -50,8 +64,6 @@ export interface DurableDatabaseOptions {
   readonly leaseWaitMs?: number;
   /** How long a session may keep retrying to persist after its work succeeded (stay under maxDuration). */
   readonly persistBudgetMs?: number;
-  /** Labels a needs-recovery marker with the installation it concerns. */
-  readonly installationId?: () => string | null;
   readonly logger?: Logger;
   /** Called at each step (tests inject crashes here). */
   readonly onStep?: (step: SessionStep) => void | Promise<void>;
@@ -64,10 +76,25 @@ export interface DurableDatabase {
    * before answering. Calls on one instance run one at a time.
    * @throws {import("./lease.js").LeaseTimeoutError} another instance held the lease too long (503).
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
-   * @throws {PersistFailedError} the work succeeded but its result could not be saved (503; marker set).
+   * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
-  run<T>(holder: DatabaseHolder, work: () => Promise<T>): Promise<T>;
+  run<T>(holder: DatabaseHolder, work: () => Promise<T>, options?: RunOptions): Promise<T>;
+  /**
+   * Saves the files as they are now, while the work is still running (its connections open), as the session's
+   * next version: called before a network write leaves, so the saved state is never behind the network.
+   * The version also names what is {@link unsettle}d, for the next session to settle if this one does not finish.
+   * @throws when no session is running, this holder has lost its lease, or Redis cannot take the save.
+   */
+  checkpoint(): Promise<void>;
+  /**
+   * During a session: what is unsettled now, starting with what the version it restored left unsettled (a
+   * session before it that stopped midway). Saved with every version until {@link settle}d.
+   */
+  readonly unsettled: readonly string[];
+  /** Marks `item` unsettled (work on it is starting) or settled (done, or found in order) for this session's saves. */
+  unsettle(item: string): void;
+  settle(item: string): void;
   /** The committed version this instance's files are at, or null when it has none it trusts. */
   readonly localVersion: number | null;
   readonly store: SnapshotStore;
@@ -79,10 +106,15 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   const chunkSize = options.chunkSize ?? 64 * 1024;
   const logger = options.logger ?? silentLogger;
   const exclusive = createMutex();
+  // Checkpoints and the final save of a session, one at a time (a background write may checkpoint as the work ends).
+  const saving = createMutex();
   const step = async (name: SessionStep) => options.onStep?.(name);
   // The manifest the local files are known to equal; null when unknown (cold start, failed restore or commit).
   let local: Manifest | null = null;
   let localKnownEmpty = false;
+  // The running session: the version it builds on (moved on by each checkpoint), its fencing number, and
+  // what is unsettled (saved with each version).
+  let active: { base: Manifest | null; fence: number; deadline: number; unsettled: Set<string> } | null = null;
 
   const sync = async (holder: DatabaseHolder, manifest: Manifest | null) => {
     if (manifest === null) {
@@ -106,17 +138,22 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     local = manifest;
   };
 
-  const persist = async (base: Manifest | null, fence: number, deadline: number): Promise<void> => {
+  /** Commits the files on disk as the session's next version (nothing when unchanged). @throws {PersistFailedError} refused; transport errors after the deadline. */
+  const save = async (session: NonNullable<typeof active>, deadline: number): Promise<void> => {
+    const unsettled = [...session.unsettled].sort();
     const files = await readStableSet(options.dbPath, chunkSize);
+    const base = session.base;
     const next: Omit<Manifest, "version" | "fence" | "committedAt"> = {
       chunkSize,
       files: files.map((f) => ({ suffix: f.suffix, size: f.bytes.length, sha256: f.sha256, chunks: f.chunks.map((c) => c.hash) })),
       sha256: setHash(files),
+      ...(unsettled.length > 0 ? { unsettled } : {}),
     };
-    if (base ? base.sha256 === next.sha256 && base.chunkSize === chunkSize : files.length === 0) {
+    const sameNotes = (base?.unsettled ?? []).join() === (next.unsettled ?? []).join();
+    if (base ? base.sha256 === next.sha256 && base.chunkSize === chunkSize && sameNotes : files.length === 0) {
       return; // Nothing changed: no new version.
     }
-    const manifest: Manifest = { ...next, version: (base?.version ?? 0) + 1, fence, committedAt: new Date().toISOString() };
+    const manifest: Manifest = { ...next, version: (base?.version ?? 0) + 1, fence: session.fence, committedAt: new Date().toISOString() };
     const known = new Set(base?.files.flatMap((f) => f.chunks) ?? []);
     let toUpload = new Map<string, Buffer>();
     for (const file of files) for (const c of file.chunks) if (!known.has(c.hash)) toUpload.set(c.hash, c.bytes);
@@ -130,6 +167,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         await step("uploaded");
         const result = await store.commit(manifest, base?.version ?? 0, base);
         if (result.kind === "committed") {
+          session.base = manifest;
           local = manifest;
           localKnownEmpty = false;
           await step("committed");
@@ -148,12 +186,33 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     }
   };
 
+  /** These files hold what the store never got: the next session must restore the newest saved version. */
+  const distrust = async (holder: DatabaseHolder) => {
+    local = null;
+    localKnownEmpty = false;
+    await holder.discard();
+    await removeLocalSet(options.dbPath).catch(() => undefined);
+  };
+
   return {
     store,
     get localVersion() {
       return local?.version ?? null;
     },
-    run: (holder, work) =>
+    get unsettled() {
+      return [...(active?.unsettled ?? [])];
+    },
+    unsettle: (item) => void active?.unsettled.add(item),
+    settle: (item) => void active?.unsettled.delete(item),
+    checkpoint: () =>
+      saving(async () => {
+        const session = active;
+        if (!session) throw new PersistFailedError("No XMTP session is running: nothing may be written to the network now");
+        // The client waits on this write and retries a refused one itself: one attempt, no retries here.
+        await save(session, Date.now());
+        await step("checkpointed");
+      }),
+    run: (holder, work, runOptions = {}) =>
       exclusive(async () => {
         const started = Date.now();
         const lease = await acquireLease(options.redis, {
@@ -164,13 +223,16 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         });
         try {
           await step("leased");
+          // Only an operator sets this marker now (or an older release of this code did): respect it.
           const marker = await store.readRecoveryMarker();
           if (marker) throw new NeedsRecoveryError(marker.reason);
           const base = await store.readManifest();
           await sync(holder, base);
           await step("restored");
-          // Whatever the work did to the files is persisted even when it failed: a failed operation may
-          // still have reached the network (a commit sent, then an error), and its state must not be dropped.
+          const session = { base, fence: lease.fence, deadline: started + (options.persistBudgetMs ?? 40_000), unsettled: new Set(base?.unsettled ?? []) };
+          active = session;
+          // Whatever the work did to the files is saved even when it failed: a failed operation may still have
+          // changed the installation's state (a commit recorded as published, say).
           let outcome: { ok: true; value: Awaited<ReturnType<typeof work>> } | { ok: false; error: unknown };
           try {
             outcome = { ok: true, value: await work() };
@@ -178,26 +240,25 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
             outcome = { ok: false, error };
           }
           await step("worked");
-          await holder.release();
           try {
-            await persist(base, lease.fence, started + (options.persistBudgetMs ?? 40_000));
+            await holder.release();
+            // Saved ahead, the final save only spares the next session some re-reading: not worth making
+            // the person wait long for it.
+            const deadline = runOptions.savedAhead ? Math.min(session.deadline, Date.now() + FINAL_SAVE_BUDGET_SAVED_AHEAD_MS) : session.deadline;
+            await saving(() => save(session, deadline));
           } catch (error) {
-            // These files hold work the store never got: they must not be used again, and the network may
-            // now be ahead of every stored version, so the installation waits for an operator.
-            local = null;
-            localKnownEmpty = false;
-            await holder.discard();
-            await removeLocalSet(options.dbPath).catch(() => undefined);
-            const reason = error instanceof PersistFailedError ? error.message : "persist failed after the operation succeeded";
-            await store
-              .markNeedsRecovery({ at: new Date().toISOString(), reason, installationId: options.installationId?.() ?? null, version: base?.version ?? 0 })
-              .catch((markError: unknown) => logger.error("xmtp_mark_recovery_failed", { error: describeError(markError) }));
-            logger.error("xmtp_persist_failed", { error: describeError(error) });
-            throw error instanceof PersistFailedError ? error : new PersistFailedError("XMTP database persist failed", { cause: error });
+            await distrust(holder);
+            logger.error("xmtp_persist_failed", { savedAhead: runOptions.savedAhead === true, error: describeError(error) });
+            if (!runOptions.savedAhead && outcome.ok) {
+              throw error instanceof PersistFailedError ? error : new PersistFailedError("XMTP database persist failed", { cause: error });
+            }
+          } finally {
+            active = null;
           }
           if (!outcome.ok) throw outcome.error;
           return outcome.value;
         } finally {
+          active = null;
           await lease.release();
         }
       }),

@@ -9,6 +9,11 @@ import type { Manifest, ManifestFile } from "./snapshot-store.js";
  * salt without its database and starts a new installation, so they only ever travel together).
  */
 export const DATABASE_FILE_SUFFIXES = ["", "-wal", "-shm", ".sqlcipher_salt"] as const;
+/**
+ * The files a saved version holds. The -shm (the WAL's index in shared memory) is left out: it is derived from
+ * the -wal, may be mid-update while connections are open, and SQLite rebuilds it when it opens a database without one.
+ */
+const SAVED_SUFFIXES = ["", "-wal", ".sqlcipher_salt"] as const;
 
 /** One local file of the set, read and chunked. */
 export interface LocalFile {
@@ -40,10 +45,10 @@ export function setHash(files: readonly Pick<ManifestFile, "suffix" | "sha256">[
   );
 }
 
-/** Reads whichever files of the set exist. */
+/** Reads whichever of the saved files exist. */
 export async function readLocalSet(dbPath: string, chunkSize: number): Promise<LocalFile[]> {
   const files: LocalFile[] = [];
-  for (const suffix of DATABASE_FILE_SUFFIXES) {
+  for (const suffix of SAVED_SUFFIXES) {
     let bytes: Buffer;
     try {
       bytes = await readFile(dbPath + suffix);

@@ -22,6 +22,12 @@ export interface Manifest {
   /** SHA-256 over the files' suffixes and hashes: one value naming the whole set. */
   readonly sha256: string;
   readonly committedAt: string;
+  /**
+   * What the holder was in the middle of when it saved this version (checkpoints only: for XMTP, the groups
+   * whose writes were on their way). A final save clears them; a session starting from a version that has
+   * some settles them first.
+   */
+  readonly unsettled?: readonly string[];
 }
 
 const ManifestSchema = v.object({
@@ -38,6 +44,7 @@ const ManifestSchema = v.object({
   ),
   sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
   committedAt: v.string(),
+  unsettled: v.optional(v.array(v.string())),
 });
 
 /** Why the installation must not be used until an operator recovers it. */
@@ -131,7 +138,8 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       }
       const parsed = v.safeParse(ManifestSchema, data);
       if (!parsed.success) throw new CorruptStateError("XMTP database manifest has an unexpected shape");
-      return parsed.output;
+      const { unsettled, ...manifest } = parsed.output;
+      return unsettled?.length ? { ...manifest, unsettled } : manifest;
     },
 
     /** Fetches chunks by hash, in batches that keep each response under the request limit. */
@@ -213,7 +221,10 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       }
     },
 
-    /** Sets the needs-recovery marker (kept if one is already there: the first reason is the useful one). */
+    /**
+     * Sets the needs-recovery marker (kept if one is already there: the first reason is the useful one). Sessions
+     * no longer set it (releases before write-ahead saving did); an operator may, to stop all XMTP work.
+     */
     async markNeedsRecovery(marker: RecoveryMarker): Promise<void> {
       await storeCall("mark needs recovery", () => redis.set(keys.recovery, JSON.stringify(marker), { nx: true }));
     },

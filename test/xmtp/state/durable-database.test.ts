@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { inject, describe, expect, it, vi } from "vitest";
 import { CorruptStateError } from "../../../lib/errors.js";
 import { createRedis } from "../../../lib/redis.js";
-import { createDurableDatabase, NeedsRecoveryError, PersistFailedError, type DurableDatabaseOptions } from "../../../lib/xmtp/state/durable-database.js";
+import { createDurableDatabase, PersistFailedError, type DurableDatabaseOptions } from "../../../lib/xmtp/state/durable-database.js";
 import { createSqliteHolder } from "../../support/sqlite-holder.js";
 
 const upstash = inject("upstash");
@@ -91,7 +91,7 @@ describe("durable database", () => {
     expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(1);
   });
 
-  it("carries the -wal and -shm files along when connections stay open, and the restored set has the newest data", async () => {
+  it("carries the -wal along when connections stay open (not the -shm, which SQLite rebuilds), and the restored set has the newest data", async () => {
     const prefix = newPrefix();
     const a = await instance(prefix);
     // A second connection held open across the session keeps SQLite from checkpointing the WAL away.
@@ -103,7 +103,7 @@ describe("durable database", () => {
       a.holder.increment();
     });
     const suffixes = (await a.durable.store.readManifest())!.files.map((f) => f.suffix).sort();
-    expect(suffixes).toEqual(["", "-shm", "-wal"]);
+    expect(suffixes).toEqual(["", "-wal"]);
     await keeper.release();
     await a.holder.release();
     const b = await instance(prefix);
@@ -135,7 +135,7 @@ describe("durable database", () => {
     expect(ran).toBe(false);
   });
 
-  it("rejects the commit of a holder whose lease was taken over, drops its files and marks the installation", async () => {
+  it("rejects the save of a holder whose lease was taken over and drops its files; the next holder goes on from the newest version", async () => {
     const prefix = newPrefix();
     const a = await instance(prefix);
     await a.durable.run(a.holder, async () => a.holder.increment());
@@ -149,9 +149,64 @@ describe("durable database", () => {
     expect((await a.durable.store.readManifest())?.version).toBe(1);
     expect(a.durable.localVersion).toBeNull();
     await expect(readFile(a.dbPath)).rejects.toMatchObject({ code: "ENOENT" });
-    expect((await a.durable.store.readRecoveryMarker())?.reason).toMatch(/fenced/);
+    // Nothing blocks the installation: whatever was lost was never saved, so never answered as done.
+    expect(await a.durable.store.readRecoveryMarker()).toBeNull();
     const b = await instance(prefix);
-    await expect(b.durable.run(b.holder, async () => b.holder.increment())).rejects.toBeInstanceOf(NeedsRecoveryError);
+    expect(await b.durable.run(b.holder, async () => b.holder.increment())).toEqual({ before: 1, after: 2 });
+  });
+
+  it("a fenced holder cannot checkpoint either: a write that needs it is refused", async () => {
+    const prefix = newPrefix();
+    const a = await instance(prefix);
+    await a.durable.run(a.holder, async () => a.holder.increment());
+    const checkpoint = await a.durable
+      .run(a.holder, async () => {
+        a.holder.increment();
+        await redis.incr(`${prefix}:xmtpdb:fence`);
+        return a.durable.checkpoint().then(() => "saved", (e: unknown) => e);
+      }, { savedAhead: true })
+      .catch((e: unknown) => e);
+    expect(checkpoint).toBeInstanceOf(PersistFailedError);
+    expect((await a.durable.store.readManifest())?.version).toBe(1);
+  });
+
+  it("checkpoints during the work: the saved version has what the work wrote so far, connections still open", async () => {
+    const prefix = newPrefix();
+    const a = await instance(prefix);
+    await a.durable.run(a.holder, async () => {
+      a.holder.increment();
+      await a.durable.checkpoint();
+      a.holder.increment();
+    });
+    // Two versions: the checkpoint (counter 1, from an open database: main file + WAL) and the end (counter 2).
+    expect((await a.durable.store.readManifest())?.version).toBe(2);
+    await expect(a.durable.checkpoint()).rejects.toBeInstanceOf(PersistFailedError);
+  });
+
+  it("a checkpoint alone is enough: a session whose final save fails still answers when its writes were saved ahead", async () => {
+    const prefix = newPrefix();
+    let failFinal = false;
+    const a = await instance(prefix, {
+      onStep: (step) => {
+        if (failFinal && step === "uploading") throw new Error("Redis cut");
+      },
+      persistBudgetMs: 100,
+    });
+    const value = await a.durable.run(
+      a.holder,
+      async () => {
+        a.holder.increment();
+        await a.durable.checkpoint();
+        failFinal = true;
+        return "answered";
+      },
+      { savedAhead: true },
+    );
+    expect(value).toBe("answered");
+    expect((await a.durable.store.readManifest())?.version).toBe(1);
+    expect(await a.durable.store.readRecoveryMarker()).toBeNull();
+    const b = await instance(prefix);
+    expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(1);
   });
 
   it("a first session never starts from stray local files (a salt without its database)", async () => {

@@ -16,12 +16,15 @@ async function brokenInstallation() {
   const holder = createSqliteHolder(dbPath);
   await durable.run(holder, async () => holder.increment(10_000));
   await durable.store.recordInstallation({ installationId: "aa".repeat(32), inboxId: "bb".repeat(32), address: "0x1" });
+  // A fenced session leaves pending uploads behind (they expire by themselves)…
   await expect(
     durable.run(holder, async () => {
       holder.increment();
       await redis.incr(`${prefix}:xmtpdb:fence`);
     }),
   ).rejects.toBeInstanceOf(PersistFailedError);
+  // …and the marker is what an operator (or a release before write-ahead saving) sets on a broken installation.
+  await durable.store.markNeedsRecovery({ at: new Date().toISOString(), reason: "forked", installationId: "aa".repeat(32), version: 1 });
   return { prefix, durable, holder };
 }
 

@@ -1,9 +1,14 @@
 import type { ServerHttp2Stream } from "node:http2";
 
-/** gRPC status codes the node answers with. */
+/**
+ * The little of gRPC over HTTP/2 that the write-ahead relay and the local XMTP node speak themselves: message
+ * framing (a 1-byte compressed flag, a 4-byte big-endian length, the message) and status trailers.
+ */
+
+/** gRPC status codes used here. */
 export const GRPC_STATUS = { ok: 0, invalidArgument: 3, failedPrecondition: 9, unimplemented: 12, internal: 13, unavailable: 14 } as const;
 
-/** Splits a gRPC request body into its length-prefixed messages (compression is not supported: flag 0 only). */
+/** Splits a gRPC body into its messages (compression is not supported: flag 0 only). @throws {Error} on a malformed body. */
 export function readFrames(body: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let offset = 0;
