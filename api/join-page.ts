@@ -1,14 +1,15 @@
 import { appLogger, getApp } from "../lib/app.js";
-import { defineRoute } from "../lib/http.js";
+import { clientIp, defineRoute } from "../lib/http.js";
 import { loadJoinPage } from "../lib/join/join-flow.js";
-import { JOIN_PAGE_HEADERS, renderJoinPage } from "../lib/join/join-page-html.js";
+import { JOIN_PAGE_HEADERS, joinPageStatus, renderJoinPage } from "../lib/join/join-page-html.js";
 
 /** `GET /join/<linkId>` (rewritten here by vercel.json): the group's join page, or a friendly 404 page. */
 export default defineRoute(
   {
     async GET(request) {
-      const view = await loadJoinPage(getApp(), _linkId(request));
-      return new Response(renderJoinPage(view), { status: view.found ? 200 : 404, headers: JOIN_PAGE_HEADERS });
+      const view = await loadJoinPage(getApp(), _linkId(request), clientIp(request));
+      const retryAfter = "busy" in view ? { "retry-after": String(view.retryAfterSeconds) } : {};
+      return new Response(renderJoinPage(view), { status: joinPageStatus(view), headers: { ...JOIN_PAGE_HEADERS, ...retryAfter } });
     },
   },
   { logger: appLogger },

@@ -53,7 +53,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     signatures: createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
     members: createMemberStore(redis, config.redis.keyPrefix, now),
-    rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, () => now().getTime()),
+    rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, config.rateLimits, () => now().getTime()),
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:
       overrides.xmtp ??

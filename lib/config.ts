@@ -38,12 +38,14 @@ export interface Config {
   readonly rateLimits: {
     /** Webhook requests per wallet (default 5 a minute). */
     readonly perWallet: { readonly limit: number; readonly windowSeconds: number };
-    /** Join requests per group, webhook and join page together (default 300 per 5 minutes: well under XMTP's 3,000 writes per 5 minutes per client). */
+    /** Admissions per group that passed the rules, webhook and join page together (default 300 per 5 minutes: well under XMTP's 3,000 writes per 5 minutes per client). */
     readonly perGroup: { readonly limit: number; readonly windowSeconds: number };
     /** Join-page challenge and join requests per client IP, each endpoint counted apart (default 60 a minute). */
     readonly joinPerIp: { readonly limit: number; readonly windowSeconds: number };
-    /** Join-page challenge and join requests per wallet address, each endpoint counted apart (default 10 per 10 minutes). */
+    /** Join-page challenges per (address, IP) and signed joins per proven address, each counted apart (default 10 per 10 minutes). */
     readonly joinPerAddress: { readonly limit: number; readonly windowSeconds: number };
+    /** Join page loads per client IP (default 600 a minute: a venue's shared Wi-Fi stays well under it). */
+    readonly pagePerIp: { readonly limit: number; readonly windowSeconds: number };
   };
   readonly cronSecret: string | null;
   /** A Converse-compatible link service to register groups with, or null (the default): own join links only. */
@@ -94,6 +96,7 @@ const PROBLEMS: Record<string, string> = {
   WEBHOOK_RATE_LIMIT_PER_GROUP: "must be <count>/<seconds>, e.g. 300/300",
   JOIN_RATE_LIMIT_PER_IP: "must be <count>/<seconds>, e.g. 60/60",
   JOIN_RATE_LIMIT_PER_ADDRESS: "must be <count>/<seconds>, e.g. 10/600",
+  JOIN_PAGE_RATE_LIMIT_PER_IP: "must be <count>/<seconds>, e.g. 600/60",
   CRON_SECRET: "must be at least 16 characters",
 };
 
@@ -158,6 +161,7 @@ const EnvSchema = v.object({
   WEBHOOK_RATE_LIMIT_PER_GROUP: optional(rateLimit("WEBHOOK_RATE_LIMIT_PER_GROUP")),
   JOIN_RATE_LIMIT_PER_IP: optional(rateLimit("JOIN_RATE_LIMIT_PER_IP")),
   JOIN_RATE_LIMIT_PER_ADDRESS: optional(rateLimit("JOIN_RATE_LIMIT_PER_ADDRESS")),
+  JOIN_PAGE_RATE_LIMIT_PER_IP: optional(rateLimit("JOIN_PAGE_RATE_LIMIT_PER_IP")),
   CRON_SECRET: optional(v.pipe(v.string(), v.minLength(16, PROBLEMS.CRON_SECRET))),
   ELIGIBILITY_PROVIDER: optional(v.picklist(["onchain", "airstack"], PROBLEMS.ELIGIBILITY_PROVIDER)),
   AIRSTACK_API_KEY: optional(v.string()),
@@ -233,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // Generous per IP: at an event, a whole room may join from one Wi-Fi address.
       joinPerIp: e.JOIN_RATE_LIMIT_PER_IP ?? { limit: 60, windowSeconds: 60 },
       joinPerAddress: e.JOIN_RATE_LIMIT_PER_ADDRESS ?? { limit: 10, windowSeconds: 600 },
+      pagePerIp: e.JOIN_PAGE_RATE_LIMIT_PER_IP ?? { limit: 600, windowSeconds: 60 },
     },
     cronSecret: e.CRON_SECRET ?? null,
     // The seed's service is gone (2025): registering is opt-in, and every group has a join link of its own.

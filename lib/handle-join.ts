@@ -2,8 +2,8 @@ import * as v from "valibot";
 import { AddressSchema } from "./address.js";
 import type { Config } from "./config.js";
 import type { EligibilityChecker } from "./eligibility/evaluate.js";
-import type { RateLimiter } from "./rate-limit.js";
-import { UnauthorizedError } from "./errors.js";
+import { enforceLimit, type RateLimiter } from "./rate-limit.js";
+import { RateLimitedError, UnauthorizedError } from "./errors.js";
 import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
 import { isValidWebhookToken } from "./groups/link-token.js";
 import type { MemberStore } from "./groups/members.js";
@@ -49,17 +49,19 @@ export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, to
   if (!token || !isValidWebhookToken(deps.config.webhookSecret, request.topic.toLowerCase(), token)) {
     throw new UnauthorizedError("Missing or invalid webhook token");
   }
-  // Per wallet and per group, not per IP: every webhook call comes from the link service's few addresses.
+  // Per wallet within the group, not per IP: every webhook call comes from the link service's few addresses, and
+  // a webhook URL leaked for one group must not lock a wallet out of the others.
   const groupId = request.topic.toLowerCase();
-  await deps.rateLimiter.hit(`wallet:${request.walletAddress}`, deps.config.rateLimits.perWallet, "Too many join requests from this wallet; try again later");
-  await deps.rateLimiter.hit(`group:${groupId}`, deps.config.rateLimits.perGroup, "Too many join requests for this group right now; try again later");
+  await enforceLimit(deps.rateLimiter, "webhookPerWallet", `${groupId}:${request.walletAddress}`);
   return decideJoin(deps, { groupId, address: request.walletAddress, serviceLinkId: request.groupLinkId }, "webhook");
 }
 
 /**
  * Decides whether a wallet joins a group and, if so, adds it: group active (and, through a link
- * service, its current link)? eligible? on XMTP? already a member? room left? Every decision, and
- * every failure, is written to the group's audit log. Callers check their own credentials first.
+ * service, its current link)? eligible? within the group's admission budget? on XMTP? already a member?
+ * room left? Every decision, and every failure, is written to the group's audit log. Callers check their own
+ * credentials first; `beforeAdmit` runs once everything but XMTP has passed (the join page uses its nonce there).
+ * @throws {import("./errors.js").RateLimitedError} over the group's admission budget (429; only eligible wallets count).
  * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP could not be reached; the person may retry (503).
  * @throws {import("./errors.js").StoreUnavailableError} Redis could not be reached (503).
  */
@@ -67,6 +69,7 @@ export async function decideJoin(
   deps: JoinDeps,
   request: { groupId: string; address: Address; serviceLinkId?: string },
   source: AuditEntry["source"],
+  beforeAdmit?: () => Promise<void>,
 ): Promise<JoinDecision> {
   const { groupId, address } = request;
   const group = await deps.registry.get(groupId);
@@ -84,9 +87,14 @@ export async function decideJoin(
       await audit("denied", eligibility.reason);
       return { status: "DENIED", reason: eligibility.reason };
     }
+    // Charged here, not on arrival: wallets the rules turn away cannot use up the group's budget.
+    await enforceLimit(deps.rateLimiter, "admissionsPerGroup", groupId);
+    await beforeAdmit?.();
     const outcome = await deps.xmtp.withSession((session) => admitMember(session, groupId, address));
     if (outcome === "added" || outcome === "already-member") {
-      await deps.members.record(groupId, address, source === "join-page" ? "join-page" : "webhook");
+      // Added now through the rules: that is how they joined (an earlier operator exemption no longer applies).
+      // Already a member: whatever was recorded stays (an operator's add keeps them exempt).
+      await deps.members.record(groupId, address, source === "join-page" ? "join-page" : "webhook", outcome === "added" ? "replace" : "keep");
       await audit(outcome);
       deps.logger.info("join_decided", { groupId, outcome });
       return { status: "SUCCESS" };
@@ -95,6 +103,7 @@ export async function decideJoin(
     await audit(outcome === "not-on-xmtp" ? "not-on-xmtp" : "denied", reason);
     return { status: "DENIED", reason };
   } catch (error) {
+    if (error instanceof RateLimitedError || error instanceof UnauthorizedError) throw error;
     if (error instanceof XmtpGroupNotFoundError) {
       await audit("denied", INACTIVE_LINK_REASON);
       deps.logger.error("group_missing_on_xmtp", { groupId });

@@ -5,7 +5,7 @@ import type { Config } from "./config.js";
 import type { EligibilityService } from "./eligibility/service.js";
 import { RulesSchema, type Rules } from "./eligibility/rules.js";
 import { NotFoundError } from "./errors.js";
-import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
+import type { AuditEntry, AuditKind, AuditLog } from "./groups/audit-log.js";
 import type { MemberStore } from "./groups/members.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
 import { groupUrls, type JoinLink, type JoinLinkStore } from "./groups/join-links.js";
@@ -19,6 +19,12 @@ export const MAX_MEMBER_BATCH = 50;
 export const PageSchema = v.object({
   offset: v.optional(v.pipe(v.string(), v.regex(/^\d{1,6}$/, "offset must be a whole number"), v.transform(Number)), "0"),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, "limit must be a whole number"), v.transform(Number), v.minValue(1, "limit must be at least 1"), v.maxValue(100, "limit must be at most 100")), "20"),
+});
+
+/** `?offset&limit&type` for the audit log: `changes`, `denials` or `all` (the default). */
+export const AuditQuerySchema = v.object({
+  ...PageSchema.entries,
+  type: v.optional(v.picklist(["changes", "denials", "all"], "type must be changes, denials or all"), "all"),
 });
 
 /** `{addresses:[…]}` for adding or removing members. */
@@ -134,7 +140,8 @@ export async function addMembers(deps: OperatorDeps, groupId: string, addresses:
     return out;
   });
   for (const { address, result } of results) {
-    if (result === "added" || result === "already-member") await deps.members.record(groupId, address, "operator");
+    // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
+    if (result === "added" || result === "already-member") await deps.members.record(groupId, address, "operator", "exempt");
     await deps.audit.append(groupId, { source: "operator", action: "add", address, outcome: result === "full" ? "denied" : result, ...(result === "full" ? { reason: "This group is full" } : {}) });
   }
   return { results };
@@ -197,10 +204,10 @@ export async function listMessages(deps: OperatorDeps, groupId: string, query: {
   };
 }
 
-/** The group's join/leave decisions, newest first. @throws {NotFoundError} */
-export async function groupAudit(deps: OperatorDeps, groupId: string, page: { offset: number; limit: number }) {
+/** The group's join/leave decisions, newest first: changes, denials, or both. @throws {NotFoundError} */
+export async function groupAudit(deps: OperatorDeps, groupId: string, query: { offset: number; limit: number; type: AuditKind }) {
   await ownGroup(deps, groupId);
-  return { ...(await deps.audit.list(groupId, page)), offset: page.offset, limit: page.limit };
+  return { ...(await deps.audit.list(groupId, { offset: query.offset, limit: query.limit, kind: query.type })), offset: query.offset, limit: query.limit, type: query.type };
 }
 
 /** Changes name, description (on XMTP too) or rules (re-validated). @throws {NotFoundError} */

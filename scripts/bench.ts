@@ -179,6 +179,7 @@ if (want("join")) {
     PUBLIC_URL: "https://gated.example.com",
     JOIN_RATE_LIMIT_PER_IP: "100000/60",
     JOIN_RATE_LIMIT_PER_ADDRESS: "100000/60",
+    JOIN_PAGE_RATE_LIMIT_PER_IP: "100000/60",
     RPC_URL_31337: chain.url,
   });
   const network = new FakeXmtpNetwork({ autoRegister: true });
@@ -190,7 +191,7 @@ if (want("join")) {
   const joins: number[] = [];
   let joinRequests = 0;
   for (let i = 0; i < n; i++) {
-    pages.push((await time(async () => renderJoinPage(await loadJoinPage(app, group.joinLinkId))))[0]);
+    pages.push((await time(async () => renderJoinPage(await loadJoinPage(app, group.joinLinkId, "203.0.113.1"))))[0]);
     const person = privateKeyToAccount(generatePrivateKey());
     const [tc, issued] = await time(() => issueChallenge(app, { linkId: group.joinLinkId, address: person.address.toLowerCase() as `0x${string}`, chainId: 1 }, "203.0.113.1"));
     challenges.push(tc);
@@ -208,7 +209,7 @@ if (want("join")) {
   for (let i = 0; i < 50; i++) {
     const message = `bench ${i}`;
     const signature = await owner.signMessage({ message });
-    const [t, check] = await time(() => verifier.verify({ address: scw.toLowerCase() as `0x${string}`, message, signature, chainId: 31337 }));
+    const [t, check] = await time(() => verifier.verify({ address: scw.toLowerCase() as `0x${string}`, message, signature, chainId: 31337, contractChains: "any" }));
     if (!check.valid) throw new Error("bench EIP-1271 check failed");
     contract.push(t);
   }

@@ -9,7 +9,7 @@ const USAGE = `usage: npm run groups -- <command> [--json]
   remove <groupId> <address>...
   send <groupId> <text>
   messages <groupId> [--limit N] [--before ISO]
-  audit <groupId> [--limit N] [--offset N]
+  audit <groupId> [--limit N] [--offset N] [--type changes|denials|all]
   link <groupId> rotate|disable|enable
   reverify [--dry-run]`;
 
@@ -23,7 +23,7 @@ export async function runCli(
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: "boolean" }, limit: { type: "string" }, offset: { type: "string" }, before: { type: "string" }, "dry-run": { type: "boolean" } },
+    options: { json: { type: "boolean" }, limit: { type: "string" }, offset: { type: "string" }, before: { type: "string" }, type: { type: "string" }, "dry-run": { type: "boolean" } },
   });
   const [command, groupId, ...rest] = positionals;
   const base = env.GROUPS_API_URL?.replace(/\/+$/, "");
@@ -71,7 +71,7 @@ export async function runCli(
         path = `/api/groups/${needGroup()}/messages${query({ limit: values.limit, before: values.before })}`;
         break;
       case "audit":
-        path = `/api/groups/${needGroup()}/audit${query({ limit: values.limit, offset: values.offset })}`;
+        path = `/api/groups/${needGroup()}/audit${query({ limit: values.limit, offset: values.offset, type: values.type })}`;
         break;
       case "link":
         path = `/api/groups/${needGroup()}/join-link`;

@@ -75,7 +75,7 @@ describe("re-verification", () => {
     t.network.register(member);
     await (await import("../lib/operator.js")).addMembers(t.app, groupId, [member]);
     await t.app.members.remove(groupId, [member]);
-    await t.app.members.record(groupId, member, "webhook");
+    await t.app.members.record(groupId, member, "webhook", "replace");
     const report = await reverifyMembers(t.app, { dryRun: false });
     expect(report.skipped).toEqual([{ groupId, address: member }]);
     expect(report.removed).toEqual([]);
@@ -102,6 +102,90 @@ describe("re-verification", () => {
     expect(run4.removed).toHaveLength(1);
     expect(t.network.memberAddresses(first)).toEqual([t.backendAddress]);
     expect(second).not.toBe(first);
+  });
+
+  it("an operator's add makes a member who joined through the rules exempt (tightened rules keep them)", async () => {
+    await setup();
+    const groupId = await group(gate());
+    const member = wallet();
+    await chain.write(token, "TestERC20", "mint", [member, 10n ** 18n]);
+    await joinVia(groupId, member);
+    await (await import("../lib/operator.js")).addMembers(t.app, groupId, [member]);
+    expect((await t.app.members.list(groupId)).find((m) => m.address === member)?.via).toBe("operator");
+    await chain.write(token, "TestERC20", "burn", [member, 10n ** 18n]);
+    const report = await reverifyMembers(t.app, { dryRun: false });
+    expect(report.removed).toEqual([]);
+    expect(t.network.memberAddresses(groupId)).toContain(member);
+  });
+
+  it("someone the operator once added who left and came back through the rules is re-verified like anyone", async () => {
+    await setup();
+    const groupId = await group(gate());
+    const member = wallet();
+    t.network.register(member);
+    await (await import("../lib/operator.js")).addMembers(t.app, groupId, [member]);
+    // They leave the group from their own app: XMTP drops them, our record stays as it was.
+    const inbox = t.network.inboxes.get(member)!;
+    t.network.groups.get(groupId)!.members.delete(inbox);
+    await chain.write(token, "TestERC20", "mint", [member, 10n ** 18n]);
+    await joinVia(groupId, member);
+    expect((await t.app.members.list(groupId)).find((m) => m.address === member)?.via).toBe("webhook");
+    await chain.write(token, "TestERC20", "burn", [member, 10n ** 18n]);
+    expect((await reverifyMembers(t.app, { dryRun: false })).removed).toEqual([{ groupId, address: member, reason: "Hold at least 1 GATE on Gnosis" }]);
+  });
+
+  it("records a group that cannot be checked, passes over it, and still checks the groups after it", async () => {
+    await setup();
+    const older = await group(gate());
+    const poisoned = await group(gate());
+    const drops = wallet();
+    await chain.write(token, "TestERC20", "mint", [drops, 10n ** 18n]);
+    await joinVia(older, drops);
+    await chain.write(token, "TestERC20", "burn", [drops, 10n ** 18n]);
+    // The newest group's record was written by something else and no longer parses.
+    await t.app.redis.set(`${t.config.redis.keyPrefix}:group:${poisoned}`, "{not json");
+    const report = await reverifyMembers(t.app, { dryRun: false });
+    expect(report.failedGroups).toEqual([{ groupId: poisoned, error: "CorruptStateError" }]);
+    expect(report.removed).toEqual([{ groupId: older, address: drops, reason: "Hold at least 1 GATE on Gnosis" }]);
+    expect(report).toMatchObject({ stoppedBy: "done", nextCursor: 0 });
+  });
+
+  it("saves its cursor after every group: a run killed midway resumes at the group it had not finished", async () => {
+    await setup();
+    const [, second] = [await group(gate()), await group(gate()), await group(gate())];
+    // Newest first: the run finishes the third group, then hangs on the second until the function is killed.
+    let gets = 0;
+    const hanging = { ...t.app, registry: { ...t.app.registry, get: async (id: string) => (++gets === 2 ? new Promise<never>(() => {}) : t.app.registry.get(id)) } };
+    void reverifyMembers(hanging, { dryRun: false });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(JSON.parse(String(await t.app.redis.get(`${t.config.redis.keyPrefix}:reverify:cursor`)))).toEqual({ group: 1, after: null });
+    const seen: string[] = [];
+    const watching = { ...t.app, registry: { ...t.app.registry, get: async (id: string) => (seen.push(id), t.app.registry.get(id)) } };
+    const next = await reverifyMembers(watching, { dryRun: false, limits: { groupsPerRun: 1 } });
+    expect(seen).toEqual([second]);
+    expect(next).toMatchObject({ groupsChecked: 1, nextCursor: 2 });
+  });
+
+  it("stops at its time budget, midway through a group, and the next run carries on from the last member it checked", async () => {
+    await setup();
+    const groupId = await group(gate());
+    const members = Array.from({ length: 6 }, () => wallet());
+    for (const m of members) await chain.write(token, "TestERC20", "mint", [m, 10n ** 18n]);
+    for (const m of members) await joinVia(groupId, m);
+    let clock = 0;
+    // Each look at the clock costs 10 ms of budget: the first run gets through part of the group.
+    const now = () => (clock += 10);
+    const seen: string[] = [];
+    const counting = { ...t.app, eligibility: { ...t.app.eligibility, check: async (rules: Rules, address: Address) => (seen.push(address), t.app.eligibility.check(rules, address)) } };
+    const first = await reverifyMembers(counting, { dryRun: false, limits: { timeBudgetMs: 25 }, now });
+    expect(first.stoppedBy).toBe("time");
+    expect(first.membersChecked).toBeGreaterThan(0);
+    expect(first.membersChecked).toBeLessThan(6);
+    expect(first.nextAfter).toBe(seen.at(-1));
+    clock = 0;
+    const second = await reverifyMembers(counting, { dryRun: false, limits: { timeBudgetMs: 10_000 }, now });
+    expect(second.stoppedBy).toBe("done");
+    expect([...seen].sort()).toEqual([...members].sort());
   });
 
   it("401 without Vercel's cron bearer", async () => {

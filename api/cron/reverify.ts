@@ -8,7 +8,11 @@ export default defineRoute(
   {
     async GET(request) {
       const app = getApp();
-      if (!app.config.cronSecret) throw new UnauthorizedError("CRON_SECRET is not configured");
+      if (!app.config.cronSecret) {
+        // Said to the operator in the log, not to whoever calls.
+        app.logger.warn("cron_secret_missing", {});
+        throw new UnauthorizedError("Missing or invalid bearer token");
+      }
       requireBearer(request, app.config.cronSecret);
       const dryRun = ["1", "true"].includes(new URL(request.url).searchParams.get("dryRun") ?? "");
       return json(200, await reverifyMembers(app, { dryRun }));

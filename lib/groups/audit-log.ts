@@ -25,42 +25,58 @@ const AuditEntrySchema = v.object({
   reason: v.optional(v.string()),
 });
 
-/** A capped, newest-first log of decisions per group. */
+/**
+ * Which entries a listing shows: "changes" (who got in or out, already-member answers, and errors), "denials"
+ * (wallets turned away), or both, merged newest first.
+ */
+export type AuditKind = "changes" | "denials" | "all";
+
+/** Outcomes kept apart from the rest: a flood of wallets the rules turn away cannot push real history out. */
+const DENIALS: ReadonlySet<AuditEntry["outcome"]> = new Set(["denied", "not-on-xmtp"]);
+
+/** Capped, newest-first logs of decisions per group: one for changes, one for denials (each keeps its last {@link AUDIT_LOG_CAP}). */
 export interface AuditLog {
-  /** Appends an entry (stamped now). @throws {import("../errors.js").StoreUnavailableError} */
+  /** Appends an entry (stamped now) to its log. @throws {import("../errors.js").StoreUnavailableError} */
   append(groupId: string, entry: Omit<AuditEntry, "at">): Promise<void>;
   /** Entries newest first; malformed entries are skipped. @throws {import("../errors.js").StoreUnavailableError} */
-  list(groupId: string, options: { offset: number; limit: number }): Promise<{ entries: AuditEntry[]; total: number }>;
+  list(groupId: string, options: { offset: number; limit: number; kind?: AuditKind }): Promise<{ entries: AuditEntry[]; total: number }>;
 }
 
 /** An audit log in Redis lists under `keyPrefix`. */
 export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): AuditLog {
-  const key = (groupId: string) => `${keyPrefix}:audit:${groupId}`;
+  const key = (groupId: string, kind: Exclude<AuditKind, "all">) => `${keyPrefix}:audit:${kind === "denials" ? "denials:" : ""}${groupId}`;
+  const read = async (groupId: string, kind: Exclude<AuditKind, "all">, from: number, count: number) => {
+    const [lines, total] = await storeCall("list audit", () =>
+      Promise.all([redis.lrange<string>(key(groupId, kind), from, from + count - 1), redis.llen(key(groupId, kind))]),
+    );
+    return { entries: lines.flatMap(parseLine), total };
+  };
   return {
     async append(groupId, entry) {
-      const line = JSON.stringify({ at: now().toISOString(), ...entry });
+      const list = key(groupId, DENIALS.has(entry.outcome) ? "denials" : "changes");
       const tx = redis.multi();
-      tx.lpush(key(groupId), line);
-      tx.ltrim(key(groupId), 0, AUDIT_LOG_CAP - 1);
+      tx.lpush(list, JSON.stringify({ at: now().toISOString(), ...entry }));
+      tx.ltrim(list, 0, AUDIT_LOG_CAP - 1);
       await storeCall("append audit", () => tx.exec());
     },
-    async list(groupId, { offset, limit }) {
-      const [lines, total] = await storeCall("list audit", () =>
-        Promise.all([redis.lrange<string>(key(groupId), offset, offset + limit - 1), redis.llen(key(groupId))]),
-      );
-      const entries: AuditEntry[] = [];
-      for (const line of lines) {
-        try {
-          const parsed = v.safeParse(AuditEntrySchema, typeof line === "string" ? JSON.parse(line) : line);
-          if (parsed.success) {
-            const { reason, ...rest } = parsed.output;
-            entries.push(reason === undefined ? rest : { ...rest, reason });
-          }
-        } catch {
-          // A line that is not JSON is skipped rather than failing the whole page.
-        }
-      }
-      return { entries, total };
+    async list(groupId, { offset, limit, kind = "all" }) {
+      if (kind !== "all") return read(groupId, kind, offset, limit);
+      // Both logs are newest first: the first offset+limit of each hold the merged page.
+      const [changes, denials] = await Promise.all([read(groupId, "changes", 0, offset + limit), read(groupId, "denials", 0, offset + limit)]);
+      const merged = [...changes.entries, ...denials.entries].sort((a, b) => b.at.localeCompare(a.at));
+      return { entries: merged.slice(offset, offset + limit), total: changes.total + denials.total };
     },
   };
+}
+
+function parseLine(line: unknown): AuditEntry[] {
+  try {
+    const parsed = v.safeParse(AuditEntrySchema, typeof line === "string" ? JSON.parse(line) : line);
+    if (!parsed.success) return [];
+    const { reason, ...rest } = parsed.output;
+    return [reason === undefined ? rest : { ...rest, reason }];
+  } catch {
+    // A line that is not JSON is skipped rather than failing the whole page.
+    return [];
+  }
 }

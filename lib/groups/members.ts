@@ -11,21 +11,43 @@ export interface MemberRecord {
   readonly via: MemberVia;
 }
 
+/**
+ * How a record is written: "replace" (they were just added: this is how they joined), "keep" (already a member:
+ * an existing record stays as it is), or "exempt" (the operator vouches for them: via becomes "operator",
+ * an existing join time stays).
+ */
+export type RecordMode = "replace" | "keep" | "exempt";
+
 /** Who joined each group, when and how (a Redis hash per group). Methods may throw StoreUnavailableError. */
 export interface MemberStore {
-  /** Records a member; keeps the first join time if already recorded. */
-  record(groupId: string, address: string, via: MemberVia): Promise<void>;
+  /** Records a member (see {@link RecordMode}). */
+  record(groupId: string, address: string, via: MemberVia, mode: RecordMode): Promise<void>;
   remove(groupId: string, addresses: readonly string[]): Promise<void>;
   list(groupId: string): Promise<MemberRecord[]>;
   count(groupId: string): Promise<number>;
 }
 
+// The operator's add: via "operator", keeping the time they first joined if they were already recorded.
+const EXEMPT = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local joinedAt = ARGV[2]
+if cur then
+  local ok, rec = pcall(cjson.decode, cur)
+  if ok and type(rec) == 'table' and type(rec.joinedAt) == 'string' then joinedAt = rec.joinedAt end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({joinedAt = joinedAt, via = 'operator'}))
+return 1
+`;
+
 /** A member store under `keyPrefix`. */
 export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): MemberStore {
   const key = (groupId: string) => `${keyPrefix}:members:${groupId}`;
   return {
-    async record(groupId, address, via) {
-      await storeCall("record member", () => redis.hsetnx(key(groupId), address, JSON.stringify({ joinedAt: now().toISOString(), via })));
+    async record(groupId, address, via, mode) {
+      const fresh = JSON.stringify({ joinedAt: now().toISOString(), via });
+      if (mode === "replace") await storeCall("record member", () => redis.hset(key(groupId), { [address]: fresh }));
+      else if (mode === "keep") await storeCall("record member", () => redis.hsetnx(key(groupId), address, fresh));
+      else await storeCall("exempt member", () => redis.eval(EXEMPT, [key(groupId)], [address, now().toISOString()]));
     },
     async remove(groupId, addresses) {
       if (addresses.length > 0) await storeCall("remove members", () => redis.hdel(key(groupId), ...addresses));

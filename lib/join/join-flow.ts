@@ -9,8 +9,10 @@ import { NotFoundError, UnauthorizedError } from "../errors.js";
 import { JOIN_LINK_ID, joinPageUrl, type JoinLinkStore } from "../groups/join-links.js";
 import type { GroupRecord } from "../groups/registry.js";
 import { decideJoin, INACTIVE_LINK_REASON, type JoinDeps } from "../handle-join.js";
+import { enforceLimit, ipSubject } from "../rate-limit.js";
 import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "./challenge-store.js";
-import type { SignatureVerifier } from "./signature-verifier.js";
+import type { SignatureCheck, SignatureVerifier } from "./signature-verifier.js";
+import { contractWalletChains } from "../eligibility/contract-wallet-chains.js";
 import type { Address } from "../xmtp/port.js";
 
 /** Where a joined person can open the group (xmtp.chat deep-links a conversation by its id). */
@@ -18,7 +20,7 @@ export const openInXmtpChat = (groupId: string): string => `https://xmtp.chat/co
 
 /** What the join page and its two endpoints need. */
 export interface JoinFlowDeps extends JoinDeps {
-  readonly config: JoinDeps["config"] & Pick<Config, "publicUrl">;
+  readonly config: JoinDeps["config"] & Pick<Config, "publicUrl" | "eligibility">;
   readonly joinLinks: Pick<JoinLinkStore, "resolve">;
   readonly challenges: ChallengeStore;
   readonly signatures: SignatureVerifier;
@@ -36,7 +38,9 @@ export type JoinPageView =
       /** What it takes to join, in plain words: all of them, one of them, or the only one. */
       readonly requirements: { readonly mode: "all" | "any"; readonly items: readonly string[] };
     }
-  | { readonly found: false };
+  | { readonly found: false }
+  /** Asked for too often from this network: try again after `retryAfterSeconds`. */
+  | { readonly found: false; readonly busy: true; readonly retryAfterSeconds: number };
 
 /** The active group behind a join link, or null when the link is unknown, replaced or turned off. */
 async function groupOfLink(deps: Pick<JoinFlowDeps, "joinLinks" | "registry">, linkId: string): Promise<GroupRecord | null> {
@@ -47,10 +51,14 @@ async function groupOfLink(deps: Pick<JoinFlowDeps, "joinLinks" | "registry">, l
 }
 
 /**
- * The join page's content for a link.
+ * The join page's content for a link, asked for from `ip` (page loads are limited per network: each costs Redis reads).
  * @throws {import("../errors.js").StoreUnavailableError}
  */
-export async function loadJoinPage(deps: Pick<JoinFlowDeps, "joinLinks" | "registry">, linkId: string): Promise<JoinPageView> {
+export async function loadJoinPage(deps: Pick<JoinFlowDeps, "joinLinks" | "registry" | "rateLimiter">, linkId: string, ip: string): Promise<JoinPageView> {
+  // A malformed id is no link at all: answered without asking Redis anything.
+  if (!JOIN_LINK_ID.test(linkId)) return { found: false };
+  const verdict = await deps.rateLimiter.hit("pagePerIp", ipSubject(ip));
+  if (!verdict.allowed) return { found: false, busy: true, retryAfterSeconds: verdict.retryAfterSeconds };
   const group = await groupOfLink(deps, linkId);
   if (!group) return { found: false };
   return {
@@ -100,11 +108,13 @@ export async function issueChallenge(
   input: v.InferOutput<typeof ChallengeRequestSchema>,
   ip: string,
 ): Promise<IssuedMessage> {
-  const { rateLimits } = deps.config;
-  await deps.rateLimiter.hit(`join-challenge:ip:${ip}`, rateLimits.joinPerIp, "Too many join attempts from this network; try again later");
-  await deps.rateLimiter.hit(`join-challenge:address:${input.address}`, rateLimits.joinPerAddress, "Too many join attempts for this wallet; try again later");
+  const network = ipSubject(ip);
+  await enforceLimit(deps.rateLimiter, "challengePerIp", network);
   const group = await groupOfLink(deps, input.linkId);
   if (!group) throw new NotFoundError(INACTIVE_LINK_REASON);
+  // Nothing proves the address yet: count it together with the network asking, so nobody can use up
+  // someone else's wallet from their own.
+  await enforceLimit(deps.rateLimiter, "challengePerAddressAndIp", `${input.address}|${network}`);
 
   const issuedAt = deps.now();
   const expiresAt = new Date(issuedAt.getTime() + CHALLENGE_TTL_SECONDS * 1000);
@@ -137,6 +147,21 @@ function statementFor(name: string): string {
   return `Join the XMTP group chat "${clean}". Signing proves you own this wallet; it costs nothing and sends no transaction.`;
 }
 
+/** What the person reads when their signature is not accepted. */
+function refusal(check: Exclude<SignatureCheck, { valid: true }>, address: string, chainId: number): string {
+  const who = getAddress(address);
+  switch (check.reason) {
+    case "no-rpc":
+      return `The signature is not from ${who}, or it is a smart-contract wallet on ${chainName(chainId)}, which this site cannot check`;
+    case "chain-not-allowed":
+      return check.allowed.length === 0
+        ? `The signature is not from ${who}'s own key, and this group does not accept smart-contract wallets (its rules name no chain to check them on): join with a wallet that signs with its own key`
+        : `The signature is not from ${who}'s own key, and this group checks smart-contract wallets on ${check.allowed.map(chainName).join(" or ")} only: switch your wallet to ${chainName(check.allowed[0]!)} and start again`;
+    case "mismatch":
+      return `The signature is not from ${who}`;
+  }
+}
+
 /** What the join page shows after the signature: joined, or denied with the reason. */
 export type JoinPageResult =
   | { readonly status: "SUCCESS"; readonly groupId: string; readonly openUrl: string }
@@ -156,15 +181,14 @@ export async function joinWithSignature(
   input: v.InferOutput<typeof JoinWithSignatureSchema>,
   ip: string,
 ): Promise<JoinPageResult> {
-  const { rateLimits, publicUrl } = deps.config;
-  await deps.rateLimiter.hit(`join:ip:${ip}`, rateLimits.joinPerIp, "Too many join attempts from this network; try again later");
+  const { publicUrl } = deps.config;
+  await enforceLimit(deps.rateLimiter, "joinPerIp", ipSubject(ip));
 
   const fields = parseSiweMessage(input.message);
   const address = v.safeParse(AddressSchema, fields.address ?? "");
   if (!address.success || !fields.nonce || !fields.domain || !fields.uri || fields.chainId === undefined) {
     throw new UnauthorizedError("This is not a sign-in message from this site; start again from the join page");
   }
-  await deps.rateLimiter.hit(`join:address:${address.output}`, rateLimits.joinPerAddress, "Too many join attempts for this wallet; try again later");
 
   const now = deps.now();
   if (fields.domain !== new URL(publicUrl).host) throw new UnauthorizedError("This sign-in message is for another site");
@@ -182,26 +206,28 @@ export async function joinWithSignature(
   }
   const { challenge } = issued;
 
-  const check = await deps.signatures.verify({ address: challenge.address as Address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId });
-  if (!check.valid) {
-    throw new UnauthorizedError(
-      check.reason === "no-rpc"
-        ? `The signature is not from ${getAddress(challenge.address)}, or it is a smart-contract wallet on ${chainName(challenge.chainId)}, which this site cannot check`
-        : `The signature is not from ${getAddress(challenge.address)}`,
-    );
-  }
-  // Checked before the nonce is used: a person told "busy" can send the same signature again.
-  await deps.rateLimiter.hit(`group:${challenge.groupId}`, rateLimits.perGroup, "Too many join requests for this group right now; try again later");
-
-  const used = await deps.challenges.consume(fields.nonce);
-  if (used === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
-  if (used === "unknown") throw new UnauthorizedError("This sign-in message has expired; start again");
+  const group = await deps.registry.get(challenge.groupId);
+  if (group?.state !== "active") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+  // A smart-contract wallet is checked only on a chain the group's rules read (see contractWalletChains).
+  const contractChains = contractWalletChains(group.rules, deps.config.eligibility.rpcUrls);
+  const check = await deps.signatures.verify({ address: challenge.address as Address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId, contractChains });
+  if (!check.valid) throw new UnauthorizedError(refusal(check, challenge.address, challenge.chainId));
+  // Counted only now that the signature proved the address: forged requests cannot lock a wallet out.
+  await enforceLimit(deps.rateLimiter, "joinPerProvenAddress", challenge.address);
 
   // The link may have been replaced or turned off since the message was issued.
   const link = await deps.joinLinks.resolve(challenge.linkId);
   if (!link?.enabled || link.groupId !== challenge.groupId) return { status: "DENIED", reason: INACTIVE_LINK_REASON };
 
-  const decision = await decideJoin(deps, { groupId: challenge.groupId, address: challenge.address as Address }, "join-page");
+  // The nonce is used only once the decision is down to XMTP: a person told "busy" (the group's budget) or
+  // turned away by the rules was not admitted, and may send the same signature again.
+  const nonce = fields.nonce;
+  const consume = async () => {
+    const used = await deps.challenges.consume(nonce);
+    if (used === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
+    if (used === "unknown") throw new UnauthorizedError("This sign-in message has expired; start again");
+  };
+  const decision = await decideJoin(deps, { groupId: challenge.groupId, address: challenge.address as Address }, "join-page", consume);
   deps.logger.info("join_page_signed", { groupId: challenge.groupId, wallet: check.kind, status: decision.status });
   return decision.status === "SUCCESS"
     ? { status: "SUCCESS", groupId: challenge.groupId, openUrl: openInXmtpChat(challenge.groupId) }

@@ -43,8 +43,14 @@ const head = (title: string, description: string, withScript: boolean): string =
 <link rel="stylesheet" href="${JOIN_ASSETS.style}">
 ${withScript ? `<script src="${JOIN_ASSETS.script}" defer></script>\n` : ""}</head>`;
 
-/** The join page of an active link, or the friendly "link does not work" page. */
+/** The status a rendered view answers with (404 for a link that does not work, 429 when one network asks too often). */
+export function joinPageStatus(view: JoinPageView): number {
+  return "busy" in view ? 429 : view.found ? 200 : 404;
+}
+
+/** The join page of an active link, the friendly "link does not work" page, or the "try again in a minute" one. */
 export function renderJoinPage(view: JoinPageView): string {
+  if ("busy" in view) return renderBusy();
   if (!view.found) return renderLinkNotFound();
   const { requirements } = view;
   const lead = requirements.items.length > 1 ? (requirements.mode === "all" ? "To join, you need all of:" : "To join, you need one of:") : "To join:";
@@ -65,6 +71,20 @@ ${requirements.items.map((item) => `<li>${escapeHtml(item)}</li>`).join("\n")}
 <noscript><p class="status">This page needs JavaScript to talk to your wallet.</p></noscript>
 </main>
 <footer>Your wallet signs a message to prove the address is yours. No transaction, no gas, no token approval.</footer>
+</body>
+</html>
+`;
+}
+
+/** The 429 page: the page was asked for too often from this network. */
+function renderBusy(): string {
+  return `${head("Try again in a minute", "Too many requests from this network.", false)}
+<body>
+<main class="card" id="busy">
+<p class="eyebrow">XMTP group chat</p>
+<h1>Try again in a minute</h1>
+<p class="description">This page was opened too many times from your network just now. Wait a minute and reload it.</p>
+</main>
 </body>
 </html>
 `;

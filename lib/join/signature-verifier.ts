@@ -6,16 +6,18 @@ import type { Address } from "../xmtp/port.js";
 /** Whether a signature over a message belongs to an address. */
 export type SignatureCheck =
   | { readonly valid: true; readonly kind: "eoa" | "contract" }
-  | { readonly valid: false; readonly reason: "mismatch" | "no-rpc" };
+  | { readonly valid: false; readonly reason: "mismatch" | "no-rpc" }
+  /** Not a key's signature, and the group does not check smart-contract wallets on this chain (`allowed`, maybe none). */
+  | { readonly valid: false; readonly reason: "chain-not-allowed"; readonly allowed: readonly number[] };
 
 /** Checks personal_sign signatures (EIP-191) of wallets. */
 export interface SignatureVerifier {
   /**
-   * Checks an EOA signature offline; otherwise asks the chain (EIP-1271 for deployed
-   * smart-contract wallets, EIP-6492 for counterfactual ones).
+   * Checks an EOA signature offline; otherwise asks the chain (EIP-1271 for deployed smart-contract wallets,
+   * EIP-6492 for counterfactual ones) — only when `contractChains` allows `chainId`.
    * @throws {SignatureCheckUnavailableError} the chain's RPC failed; the person may retry (503).
    */
-  verify(input: { address: Address; message: string; signature: Hex; chainId: number }): Promise<SignatureCheck>;
+  verify(input: { address: Address; message: string; signature: Hex; chainId: number; contractChains: ReadonlySet<number> | "any" }): Promise<SignatureCheck>;
 }
 
 /** The chain could not be asked whether a smart-contract wallet signed (503). */
@@ -47,7 +49,7 @@ export function createSignatureVerifier(options: {
   };
 
   return {
-    async verify({ address, message, signature, chainId }) {
+    async verify({ address, message, signature, chainId, contractChains }) {
       // Most people sign with a key: that needs no network at all.
       try {
         const signer = await recoverMessageAddress({ message, signature });
@@ -55,6 +57,7 @@ export function createSignatureVerifier(options: {
       } catch {
         // Not a 65-byte ECDSA signature: a smart-contract wallet's, or garbage; the chain decides.
       }
+      if (contractChains !== "any" && !contractChains.has(chainId)) return { valid: false, reason: "chain-not-allowed", allowed: [...contractChains] };
       const rpc = client(chainId);
       if (!rpc) return { valid: false, reason: "no-rpc" };
       // viem reports a failed eth_call as "not valid", so the RPC is asked something plain first:

@@ -424,7 +424,7 @@ describe("abuse limits", () => {
   });
   afterAll(() => setApp(t.app));
 
-  it("limits challenges per IP and per address with 429 and Retry-After", async () => {
+  it("limits challenges per IP, and per address from one network, with 429 and Retry-After", async () => {
     const { linkId } = await createGroup();
     const ip = freshIp();
     for (let i = 0; i < 3; i++) expect((await requestChallenge(linkId, account().address, { ip })).res.status).toBe(200);
@@ -434,23 +434,30 @@ describe("abuse limits", () => {
     expect(overIp.body.error?.message).toMatch(/this network/);
 
     const person = account();
-    for (let i = 0; i < 2; i++) expect((await requestChallenge(linkId, person.address)).res.status).toBe(200);
-    const overAddress = await requestChallenge(linkId, person.address);
+    const home = freshIp();
+    for (let i = 0; i < 2; i++) expect((await requestChallenge(linkId, person.address, { ip: home })).res.status).toBe(200);
+    const overAddress = await requestChallenge(linkId, person.address, { ip: home });
     expect(overAddress.res.status).toBe(429);
     expect(overAddress.body.error?.message).toMatch(/this wallet/);
+    // Counted with the network: the same wallet from elsewhere still gets its message.
+    expect((await requestChallenge(linkId, person.address, { ip: freshIp() })).res.status).toBe(200);
   });
 
-  it("limits join submissions per IP and per address with 429", async () => {
+  it("limits join submissions per IP, and per address once the signature proved it, with 429", async () => {
     const { linkId } = await createGroup();
-    const ip = freshIp();
-    const garbage = `0x${"11".repeat(65)}`;
     const person = account();
-    const signed = await signedMessage(linkId, person);
-    for (let i = 0; i < 2; i++) expect((await submit(signed.message, garbage, ip)).res.status).toBe(401);
-    const overAddress = await submit(signed.message, garbage, freshIp());
+    limited.network.register(person.address);
+    for (let i = 0; i < 2; i++) {
+      const signed = await signedMessage(linkId, person);
+      expect((await submit(signed.message, signed.signature)).body.status).toBe("SUCCESS");
+    }
+    const third = await signedMessage(linkId, person);
+    const overAddress = await submit(third.message, third.signature);
     expect(overAddress.res.status).toBe(429);
     expect(overAddress.body.error?.message).toMatch(/this wallet/);
-    await submit("not a message", garbage, ip);
+    const ip = freshIp();
+    const garbage = `0x${"11".repeat(65)}`;
+    for (let i = 0; i < 3; i++) await submit("not a message", garbage, ip);
     const overIp = await submit("not a message", garbage, ip);
     expect(overIp.res.status).toBe(429);
     expect(overIp.body.error?.message).toMatch(/this network/);

@@ -1,14 +1,14 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
 import { defineRoute, groupIdFromPath, json, readQuery } from "../../../lib/http.js";
-import { groupAudit, PageSchema } from "../../../lib/operator.js";
+import { AuditQuerySchema, groupAudit } from "../../../lib/operator.js";
 
-/** `GET /api/groups/:id/audit?offset&limit`: join/leave decisions, newest first. */
+/** `GET /api/groups/:id/audit?offset&limit&type`: join/leave decisions (changes, denials, or all), newest first. */
 export default defineRoute(
   {
     async GET(request) {
       const app = operatorApp(request);
-      return json(200, await groupAudit(app, groupIdFromPath(request), readQuery(request, PageSchema)));
+      return json(200, await groupAudit(app, groupIdFromPath(request), readQuery(request, AuditQuerySchema)));
     },
   },
   { logger: appLogger },
