@@ -3,7 +3,7 @@ import { parseUnits } from "viem";
 import { InvalidRequestError } from "../errors.js";
 import type { Address } from "../xmtp/port.js";
 import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
-import { leaves, type Rules } from "./rules.js";
+import { checkRuleValues, leaves, type Rules } from "./rules.js";
 
 /** Airstack's GraphQL endpoint. */
 export const AIRSTACK_URL = "https://api.airstack.xyz/gql";
@@ -48,6 +48,7 @@ const PoapsData = v.object({ Poaps: v.nullable(v.object({ Poap: v.nullable(v.arr
  * GraphQL errors, unexpected shapes) are {@link EligibilitySourceError}s, never denials.
  */
 export function createAirstackSource(options: { apiKey: string; fetch?: typeof fetch; url?: string; timeoutMs?: number }): HoldingsSource & {
+  /** Checks that the rules' values fit a chain and that Airstack serves their chains; reads nothing. @throws {InvalidRequestError} */
   prepare(rules: Rules): Promise<Rules>;
 } {
   const doFetch: typeof fetch = (input, init) => (options.fetch ?? globalThis.fetch)(input, init);
@@ -105,6 +106,7 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
   return {
     check: (list, owner) => Promise.all(list.map((leaf) => checkLeaf(leaf, owner))),
     async prepare(rules) {
+      checkRuleValues(rules);
       for (const leaf of leaves(rules)) {
         if ((leaf.type === "erc20" || leaf.type === "erc721" || leaf.type === "erc1155") && !AIRSTACK_CHAINS[leaf.chainId]) {
           throw new InvalidRequestError(`Airstack does not serve ${chainName(leaf.chainId)}; use chainId ${Object.keys(AIRSTACK_CHAINS).join(", ")}`);

@@ -57,7 +57,8 @@ export function describeLeaf(leaf: LeafRule): string {
     case "allowlist":
       return "Be on the group's allowlist";
     case "erc20":
-      return `Hold at least ${leaf.minBalance} ${leaf.symbol ?? `of token ${short(leaf.token)}`} on ${chainName(leaf.chainId)}`;
+      // A group stored before create cleaned symbols may hold "" (a token with an empty symbol()).
+      return `Hold at least ${leaf.minBalance} ${leaf.symbol?.trim() ? leaf.symbol : `of token ${short(leaf.token)}`} on ${chainName(leaf.chainId)}`;
     case "erc721": {
       const on = `on ${chainName(leaf.chainId)}`;
       const plural = leaf.minCount === 1 ? "" : "s";

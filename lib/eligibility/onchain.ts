@@ -2,15 +2,31 @@ import {
   BaseError,
   ContractFunctionRevertedError,
   createPublicClient,
+  decodeAbiParameters,
+  encodeFunctionData,
+  ExecutionRevertedError,
+  hexToBigInt,
+  hexToBytes,
   http,
+  HttpRequestError,
+  InternalRpcError,
+  LimitExceededRpcError,
   parseAbi,
   parseUnits,
+  ResourceUnavailableRpcError,
+  RpcRequestError,
+  size,
+  slice,
+  SocketClosedError,
+  TimeoutError,
+  WebSocketRequestError,
+  type Hex,
   type PublicClient,
 } from "viem";
 import { InvalidRequestError } from "../errors.js";
 import type { Address } from "../xmtp/port.js";
 import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
-import { leaves, type Rules } from "./rules.js";
+import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "./rules.js";
 
 /** The POAP contract (same address on Gnosis and Ethereum). */
 export const POAP_CONTRACT = "0x22c1f6050e56d2876009903609a2cc3fef83b415" as const;
@@ -22,6 +38,7 @@ const ERC20 = parseAbi([
   "function balanceOf(address) view returns (uint256)",
   "function decimals() view returns (uint8)",
   "function symbol() view returns (string)",
+  "function name() view returns (string)",
 ]);
 const ERC721 = parseAbi([
   "function balanceOf(address) view returns (uint256)",
@@ -44,7 +61,14 @@ export interface OnchainOptions {
 
 /** Reads holdings from the chains over JSON-RPC with viem. Calls for one decision go out as one JSON-RPC batch per chain. */
 export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
-  /** Validates rules for create and fills in what is read on chain (symbol, decimals, name). @throws {InvalidRequestError} */
+  /**
+   * Validates rules for create and PATCH, and fills in what is read on chain (symbol, decimals, name), replacing
+   * any sent. Refuses, with the path of the rule: values no chain holds, a chain without RPC, an address without
+   * code, and a contract whose answer to the rule's own read (for {@link PROBE_ADDRESS}) or to `decimals()`
+   * cannot be used. One JSON-RPC batch per chain.
+   * @throws {InvalidRequestError} naming what is wrong (400).
+   * @throws {EligibilitySourceError} the chain could not be reached (503): only transport failures and timeouts.
+   */
   prepare(rules: Rules): Promise<Rules>;
 } {
   const clients = new Map<number, PublicClient>();
@@ -141,52 +165,215 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     },
 
     async prepare(rules) {
-      const meta = new Map<ExternalLeaf, Partial<{ symbol: string; decimals: number; name: string }>>();
-      await Promise.all(
-        leaves(rules).map(async (leaf) => {
-          if (leaf.type === "open" || leaf.type === "allowlist") return;
+      checkRuleValues(rules);
+      const located = leafPaths(rules).filter((l): l is { leaf: ExternalLeaf; path: string } => l.leaf.type !== "open" && l.leaf.type !== "allowlist");
+      for (const { leaf, path } of located) {
+        const chainId = leaf.type === "poap" ? poapChain(leaf) : leaf.chainId;
+        if (!options.rpcUrls.has(chainId)) {
+          throw new InvalidRequestError(`No RPC for ${chainName(chainId)}: set RPC_URL_${chainId}`, [{ path, message: `set RPC_URL_${chainId}` }]);
+        }
+      }
+      // Every leaf's reads start in the same tick, so they travel as one JSON-RPC batch per chain.
+      const prepared = await Promise.all(
+        located.map(async ({ leaf, path }) => {
           const chainId = leaf.type === "poap" ? poapChain(leaf) : leaf.chainId;
-          if (!options.rpcUrls.has(chainId)) {
-            throw new InvalidRequestError(`No RPC for ${chainName(chainId)}: set RPC_URL_${chainId}`, [{ path: "rules", message: `set RPC_URL_${chainId}` }]);
-          }
-          const c = client(chainId);
-          const where = leaf.type === "erc20" ? leaf.token : leaf.type === "poap" ? POAP_CONTRACT : leaf.contract;
-          const code = await read("getCode", () => c.getCode({ address: where }));
-          if (!code || code === "0x") {
-            throw new InvalidRequestError(`${where} is not a contract on ${chainName(chainId)}`, [{ path: "rules", message: `no contract at ${where}` }]);
-          }
-          try {
-            if (leaf.type === "erc20") {
-              const [symbol, decimals] = await Promise.all([
-                c.readContract({ address: leaf.token, abi: ERC20, functionName: "symbol" }),
-                c.readContract({ address: leaf.token, abi: ERC20, functionName: "decimals" }),
-              ]);
-              parseUnits(leaf.minBalance, decimals);
-              if ((leaf.minBalance.split(".")[1]?.length ?? 0) > decimals) {
-                throw new InvalidRequestError(`minBalance has more decimals than the token (${decimals})`);
-              }
-              meta.set(leaf, { symbol: symbol.slice(0, 32), decimals });
-            } else if (leaf.type === "erc721") {
-              const name = await c.readContract({ address: leaf.contract, abi: ERC721, functionName: "name" }).catch(() => undefined);
-              if (name) meta.set(leaf, { name: name.slice(0, 64) });
-            }
-          } catch (error) {
-            if (error instanceof InvalidRequestError) throw error;
-            if (isRevert(error)) throw new InvalidRequestError(`${where} does not behave like an ${leaf.type.toUpperCase()} token on ${chainName(chainId)}`);
-            throw new EligibilitySourceError(`On-chain read failed at create`, { cause: error });
-          }
+          return [leaf, await prepareLeaf(client(chainId), chainId, leaf, path)] as const;
         }),
       );
-      return enrich(rules, meta);
+      return rebuild(rules, new Map(prepared));
     },
   };
 }
 
-function enrich(rules: Rules, meta: ReadonlyMap<ExternalLeaf, object>): Rules {
-  if ("all" in rules) return { all: rules.all.map((r) => enrich(r, meta)) };
-  if ("any" in rules) return { any: rules.any.map((r) => enrich(r, meta)) };
-  const extra = meta.get(rules as ExternalLeaf);
-  return extra ? ({ ...rules, ...extra }) : rules;
+/** An address no token treats specially (not the zero address, which OpenZeppelin's balanceOf refuses): create's probe reads are made for it. */
+export const PROBE_ADDRESS = "0x000000000000000000000000000000000000dEaD" as const;
+
+/** What a contract answered one call at create: its return data, or how its execution failed. */
+type Answer = { readonly data: Hex } | { readonly failed: string };
+
+/**
+ * Reads what create needs of one leaf, in one round: the code at the address, then the rule's own read for
+ * {@link PROBE_ADDRESS} (and for ERC-721 by id, `ownerOf(tokenId)`), plus the labels (`symbol`, `name`,
+ * `decimals`). A chain that answers with something the rule could never use is a 400 naming the call.
+ * @throws {InvalidRequestError} the contract is missing or cannot serve the rule.
+ * @throws {EligibilitySourceError} the chain could not be reached (transport failure, timeout, rate limit).
+ */
+async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf, path: string): Promise<ExternalLeaf> {
+  const where = leaf.type === "erc20" ? leaf.token : leaf.type === "poap" ? POAP_CONTRACT : leaf.contract;
+  const ask = (data: Hex): Promise<Answer> =>
+    c.call({ to: where, data }).then(
+      (result) => ({ data: result.data ?? "0x" }),
+      (error: unknown) => {
+        if (isTransportFailure(error)) throw new EligibilitySourceError(`On-chain read failed at create: ${where} on ${chainName(chainId)}`, { cause: error });
+        return { failed: executionFailure(error) };
+      },
+    );
+  const kind = { erc20: "an ERC-20 token", erc721: "an ERC-721 collection", erc1155: "an ERC-1155 contract", poap: "the POAP contract" }[leaf.type];
+  const refuse = (problem: string, at = path): never => {
+    throw new InvalidRequestError(`${where} on ${chainName(chainId)} does not behave like ${kind}: ${problem}`, [{ path: at, message: problem }]);
+  };
+  const code = c.getCode({ address: where }).catch((cause: unknown) => {
+    throw new EligibilitySourceError(`On-chain read failed at create: getCode ${where} on ${chainName(chainId)}`, { cause });
+  });
+  const calls = ((): Promise<Answer>[] => {
+    switch (leaf.type) {
+      case "erc20":
+        return [
+          ask(encodeFunctionData({ abi: ERC20, functionName: "balanceOf", args: [PROBE_ADDRESS] })),
+          ask(encodeFunctionData({ abi: ERC20, functionName: "decimals" })),
+          ask(encodeFunctionData({ abi: ERC20, functionName: "symbol" })),
+          ask(encodeFunctionData({ abi: ERC20, functionName: "name" })),
+        ];
+      case "erc721":
+        return [
+          leaf.tokenId !== undefined
+            ? ask(encodeFunctionData({ abi: ERC721, functionName: "ownerOf", args: [BigInt(leaf.tokenId)] }))
+            : ask(encodeFunctionData({ abi: ERC721, functionName: "balanceOf", args: [PROBE_ADDRESS] })),
+          ask(encodeFunctionData({ abi: ERC721, functionName: "name" })),
+        ];
+      case "erc1155":
+        return [ask(encodeFunctionData({ abi: ERC1155, functionName: "balanceOf", args: [PROBE_ADDRESS, BigInt(leaf.tokenId)] }))];
+      case "poap":
+        return [ask(encodeFunctionData({ abi: POAP, functionName: "balanceOf", args: [PROBE_ADDRESS] }))];
+    }
+  })();
+  const [bytecode, probe, ...rest] = await Promise.all([code, ...calls]);
+  if (!bytecode || bytecode === "0x") {
+    throw new InvalidRequestError(`${where} is not a contract on ${chainName(chainId)}`, [{ path, message: `no contract at ${where}` }]);
+  }
+  switch (leaf.type) {
+    case "erc20": {
+      const [decimalsAnswer, symbolAnswer, nameAnswer] = rest;
+      const balance = word(probe!, "balanceOf(address)");
+      if ("problem" in balance) return refuse(balance.problem);
+      const read = word(decimalsAnswer!, "decimals()");
+      if ("problem" in read) return refuse(read.problem);
+      if (read.value > BigInt(MAX_DECIMALS)) {
+        return refuse(`decimals() is ${read.value}; a token can have at most ${MAX_DECIMALS} (one whole token must fit in a uint256)`);
+      }
+      const decimals = Number(read.value);
+      if ((leaf.minBalance.split(".")[1]?.length ?? 0) > decimals) {
+        throw new InvalidRequestError(`minBalance has more decimals than the token (${decimals})`, [
+          { path: `${path}.minBalance`, message: `at most ${decimals} decimals` },
+        ]);
+      }
+      if (parseUnits(leaf.minBalance, decimals) > MAX_UINT256) {
+        throw new InvalidRequestError(`minBalance ${leaf.minBalance} is more than any balance of this token can be (2^256 - 1 units of 10^-${decimals})`, [
+          { path: `${path}.minBalance`, message: "more than a uint256 balance can hold" },
+        ]);
+      }
+      const { symbol: _symbol, decimals: _decimals, ...base } = leaf;
+      // EIP-20 makes symbol() and name() optional: without a readable one, people read the token's address.
+      const symbol = readableText(symbolAnswer!, 32) ?? readableText(nameAnswer!, 64);
+      return { ...base, decimals, ...(symbol !== undefined ? { symbol } : {}) };
+    }
+    case "erc721": {
+      if (leaf.tokenId !== undefined) {
+        // ownerOf reverts for a token nobody owns (not minted yet, or burned): join reads that as "not the owner".
+        if ("data" in probe!) {
+          const owner = word(probe, "ownerOf(uint256)");
+          if ("problem" in owner) return refuse(owner.problem);
+        }
+      } else {
+        const count = word(probe!, "balanceOf(address)");
+        if ("problem" in count) return refuse(count.problem);
+      }
+      const { name: _name, ...base } = leaf;
+      const name = readableText(rest[0]!, 64);
+      return { ...base, ...(name !== undefined ? { name } : {}) };
+    }
+    case "erc1155": {
+      const balance = word(probe!, "balanceOf(address,uint256)");
+      if ("problem" in balance) return refuse(balance.problem);
+      return leaf;
+    }
+    case "poap": {
+      const balance = word(probe!, "balanceOf(address)");
+      if ("problem" in balance) return refuse(balance.problem);
+      return leaf;
+    }
+  }
+}
+
+/** The first 32-byte word of an answer as a uint256, or what is wrong with the answer. */
+function word(answer: Answer, call: string): { value: bigint } | { problem: string } {
+  if ("failed" in answer) return { problem: `${call} ${answer.failed}` };
+  const bytes = size(answer.data);
+  if (bytes === 0) return { problem: `${call} answered no data` };
+  if (bytes < 32) return { problem: `${call} answered ${bytes} bytes, less than one 32-byte word` };
+  return { value: hexToBigInt(slice(answer.data, 0, 32)) };
+}
+
+// Control, format (bidi overrides, zero-width), private-use and unassigned characters, and U+FFFD.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\uFFFD]/u;
+
+/**
+ * A `symbol()`/`name()` answer as people should read it: an ABI string, or a bytes32 (MKR, SAI and other
+ * early tokens) with its zero padding trimmed. `undefined` when there is none worth showing: the call failed,
+ * the answer does not decode, is not UTF-8, is empty, or holds unprintable characters.
+ */
+function readableText(answer: Answer, maxLength: number): string | undefined {
+  if ("failed" in answer) return undefined;
+  let raw: Uint8Array;
+  // An ABI string takes at least two words (offset, length), so a single word can only be a bytes32.
+  if (size(answer.data) === 32) raw = hexToBytes(answer.data);
+  else {
+    try {
+      raw = hexToBytes(decodeAbiParameters([{ type: "bytes" }], answer.data)[0]);
+    } catch {
+      return undefined;
+    }
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    return undefined;
+  }
+  text = text.replaceAll("\0", "").replace(/\s+/gu, " ").trim();
+  if (text === "" || UNPRINTABLE.test(text)) return undefined;
+  return Array.from(text).slice(0, maxLength).join("");
+}
+
+function rebuild(rules: Rules, prepared: ReadonlyMap<LeafRule, LeafRule>): Rules {
+  if ("all" in rules) return { all: rules.all.map((r) => rebuild(r, prepared)) };
+  if ("any" in rules) return { any: rules.any.map((r) => rebuild(r, prepared)) };
+  return prepared.get(rules) ?? rules;
+}
+
+// Viem's reading of which failures are worth retrying (its `shouldRetry`): rate limits and unknown errors.
+const TRANSIENT_RPC_CODES = new Set([-1, 429, LimitExceededRpcError.code, -32007, ResourceUnavailableRpcError.code]);
+// Anvil reports an INVALID opcode or running out of gas as -32603 "EVM error …": the contract's answer, not the node's trouble.
+const EVM_FAILURE = /revert|opcode|out of gas|invalid jump|stack (?:underflow|overflow)|evm error/i;
+// What load-balanced providers answer, under various codes, while a node lags or sheds load.
+const BUSY_NODE = /header not found|rate limit|too many requests|timed? ?out|try again|temporarily unavailable/i;
+
+/**
+ * Whether a failed eth_call is the way to the chain failing (HTTP error or unreachable, timeout, a rate limit,
+ * the node's internal error or a busy node) rather than the chain answering: only those are worth a retry.
+ * Any other JSON-RPC error is the node's answer and is quoted to the operator.
+ */
+function isTransportFailure(error: unknown): boolean {
+  if (!(error instanceof BaseError)) return true;
+  if (error.walk((e) => e instanceof ExecutionRevertedError)) return false;
+  const evmFailure = EVM_FAILURE.test(error.details);
+  if (!evmFailure && BUSY_NODE.test(error.details)) return true;
+  return Boolean(
+    error.walk((e) => {
+      if (e instanceof HttpRequestError || e instanceof TimeoutError || e instanceof WebSocketRequestError || e instanceof SocketClosedError) return true;
+      if (e instanceof RpcRequestError && e.status !== undefined) return true;
+      const code = (e as { code?: unknown } | null)?.code;
+      if (typeof code !== "number") return false;
+      return TRANSIENT_RPC_CODES.has(code) || (code === InternalRpcError.code && !evmFailure);
+    }),
+  );
+}
+
+/** How a call's execution failed, in a few words for the operator ("reverted", "failed: EVM error OutOfGas"). */
+function executionFailure(error: unknown): string {
+  if (error instanceof BaseError && error.walk((e) => e instanceof ExecutionRevertedError)) return "reverted";
+  const details = error instanceof BaseError ? error.details : String(error);
+  return `failed: ${details.replace(/[^\x20-\x7e]+/g, " ").trim().slice(0, 120)}`;
 }
 
 function isRevert(error: unknown): boolean {

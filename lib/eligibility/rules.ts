@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { AddressSchema } from "../address.js";
+import { InvalidRequestError } from "../errors.js";
 import type { Address } from "../xmtp/port.js";
 
 /** Anyone may join. */
@@ -138,6 +139,44 @@ export function ruleShape(rules: Rules): { depth: number; leaves: number } {
     return { depth: 1 + Math.max(...shapes.map((s) => s.depth)), leaves: shapes.reduce((n, s) => n + s.leaves, 0) };
   }
   return { depth: 0, leaves: 1 };
+}
+
+/** Every leaf of a rule tree, in order, with its path in the request body (`rules.any.1`, as valibot names paths). */
+export function leafPaths(rules: Rules, path = "rules"): { leaf: LeafRule; path: string }[] {
+  if ("all" in rules) return rules.all.flatMap((r, i) => leafPaths(r, `${path}.all.${i}`));
+  if ("any" in rules) return rules.any.flatMap((r, i) => leafPaths(r, `${path}.any.${i}`));
+  return [{ leaf: rules, path }];
+}
+
+/** The largest uint256: no token id or balance on an EVM chain is above it. */
+export const MAX_UINT256 = 2n ** 256n - 1n;
+/** Most decimals a token can have: one whole token (10^decimals base units) must fit in a uint256, which has 78 digits. */
+export const MAX_DECIMALS = 77;
+
+/**
+ * Refuses values no chain can hold, which would make a rule nobody meets or one that fails at every join:
+ * a `tokenId` or an ERC-1155 `minBalance` above 2^256 - 1, `decimals` that are not a whole number from 0 to 77.
+ * Run at create and PATCH (by the sources' `prepare`) rather than in {@link RulesSchema}, which also reads
+ * stored groups: a group stored before these checks stays readable.
+ * @throws {InvalidRequestError} naming each offending value with its path.
+ */
+export function checkRuleValues(rules: Rules): void {
+  const issues: { path: string; message: string }[] = [];
+  const uint256 = (value: string | undefined, path: string, what: string) => {
+    if (value !== undefined && BigInt(value) > MAX_UINT256) issues.push({ path, message: `${what} must be at most 2^256 - 1 (a uint256)` });
+  };
+  for (const { leaf, path } of leafPaths(rules)) {
+    if (leaf.type === "erc721") uint256(leaf.tokenId, `${path}.tokenId`, "tokenId");
+    if (leaf.type === "erc1155") {
+      uint256(leaf.tokenId, `${path}.tokenId`, "tokenId");
+      uint256(leaf.minBalance, `${path}.minBalance`, "minBalance");
+    }
+    if (leaf.type === "erc20" && leaf.decimals !== undefined && !(Number.isInteger(leaf.decimals) && leaf.decimals >= 0 && leaf.decimals <= MAX_DECIMALS)) {
+      issues.push({ path: `${path}.decimals`, message: `decimals must be a whole number from 0 to ${MAX_DECIMALS}` });
+    }
+  }
+  const first = issues[0];
+  if (first) throw new InvalidRequestError(`Invalid request: ${first.path}: ${first.message}`, issues);
 }
 
 /** Every leaf of a rule tree, in order. */

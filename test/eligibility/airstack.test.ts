@@ -74,4 +74,12 @@ describe("Airstack holdings source", () => {
   it("refuses at create a chain Airstack does not serve", async () => {
     await expect(createAirstackSource({ apiKey: "k" }).prepare({ type: "erc20", chainId: 100, token, minBalance: "1" })).rejects.toThrow(/Airstack does not serve Gnosis/);
   });
+
+  it("refuses at create values no chain holds, as the on-chain source does (without asking Airstack)", async () => {
+    const source = createAirstackSource({ apiKey: "k" });
+    const prepare = (rules: Rules) => source.prepare(rules);
+    await expect(prepare({ type: "erc1155", chainId: 1, contract: token, tokenId: (2n ** 256n).toString(), minBalance: "1" })).rejects.toThrow(/rules\.tokenId: tokenId must be at most 2\^256 - 1/);
+    await expect(prepare({ type: "erc20", chainId: 1, token, minBalance: "1", decimals: 1000 })).rejects.toThrow(/rules\.decimals: decimals must be a whole number from 0 to 77/);
+    expect(seen).toEqual([]);
+  });
 });

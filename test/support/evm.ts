@@ -9,12 +9,19 @@ import { freePort } from "./redis-server.js";
 /** Anvil's first well-known account. */
 export const DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" as const;
 
-/** Compiles test/contracts/GatingFixtures.sol with the solc npm package. */
-export function compileFixtures(): Record<string, { abi: Abi; bytecode: Hex }> {
-  const source = readFileSync(join(import.meta.dirname, "..", "contracts", "GatingFixtures.sol"), "utf8");
+/** The contract sources compiled when none are named. */
+export const DEFAULT_SOURCES = ["GatingFixtures.sol"] as const;
+
+/**
+ * Compiles .sol files of test/contracts with the solc npm package, in one compiler run.
+ * @param sources file names under test/contracts (GatingFixtures.sol by default).
+ * @returns every contract by name.
+ * @throws {Error} on a compile error, or when two files define a contract of the same name.
+ */
+export function compileFixtures(sources: readonly string[] = DEFAULT_SOURCES): Record<string, { abi: Abi; bytecode: Hex }> {
   const input = {
     language: "Solidity",
-    sources: { "GatingFixtures.sol": { content: source } },
+    sources: Object.fromEntries(sources.map((file) => [file, { content: readFileSync(join(import.meta.dirname, "..", "contracts", file), "utf8") }])),
     settings: { optimizer: { enabled: true, runs: 200 }, outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
   };
   // solc ships without types.
@@ -25,12 +32,17 @@ export function compileFixtures(): Record<string, { abi: Abi; bytecode: Hex }> {
   };
   const errors = output.errors?.filter((e) => e.severity === "error") ?? [];
   if (errors.length) throw new Error(errors.map((e) => e.formattedMessage).join("\n"));
-  return Object.fromEntries(
-    Object.entries(output.contracts["GatingFixtures.sol"]!).map(([name, c]) => [name, { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` }]),
-  );
+  const contracts: Record<string, { abi: Abi; bytecode: Hex }> = {};
+  for (const file of sources) {
+    for (const [name, c] of Object.entries(output.contracts[file] ?? {})) {
+      if (contracts[name]) throw new Error(`contract ${name} is defined in more than one of ${sources.join(", ")}`);
+      contracts[name] = { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` };
+    }
+  }
+  return contracts;
 }
 
-/** A running anvil with the fixture contracts compiled and a deployer ready. */
+/** A running anvil with the test contracts compiled and a deployer ready. */
 export interface LocalChain {
   readonly url: string;
   readonly chainId: number;
@@ -42,8 +54,12 @@ export interface LocalChain {
   stop(): Promise<void>;
 }
 
-/** Starts anvil (from @foundry-rs/anvil) on a free port with the given chain id. */
-export async function startLocalChain(chainId = 100): Promise<LocalChain> {
+/**
+ * Starts anvil (from @foundry-rs/anvil) on a free port with the given chain id.
+ * @param options.sources the .sol files of test/contracts to compile (GatingFixtures.sol by default).
+ * @throws {Error} when anvil does not start or a source does not compile.
+ */
+export async function startLocalChain(chainId = 100, options: { sources?: readonly string[] } = {}): Promise<LocalChain> {
   const port = await freePort();
   const bin = join(process.cwd(), "node_modules", ".bin", "anvil");
   const child: ChildProcess = spawn(bin, ["--port", String(port), "--chain-id", String(chainId), "--silent"], { stdio: "ignore" });
@@ -60,7 +76,7 @@ export async function startLocalChain(chainId = 100): Promise<LocalChain> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const contracts = compileFixtures();
+  const contracts = compileFixtures(options.sources);
   const fixture = (name: string) => {
     const c = contracts[name];
     if (!c) throw new Error(`no fixture ${name}`);
