@@ -25,6 +25,7 @@ import {
 } from "viem";
 import { InvalidRequestError } from "../errors.js";
 import type { Address } from "../xmtp/port.js";
+import { defaultPoapChain } from "./contract-wallet-chains.js";
 import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
 import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "./rules.js";
 
@@ -80,6 +81,8 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     let c = clients.get(chainId);
     if (!c) {
       c = createPublicClient({
+        // A contract may revert with OffchainLookup (EIP-3668) to make the caller fetch URLs it names: never here.
+        ccipRead: false,
         transport: http(url, {
           batch: { batchSize: 200, wait: 0 },
           retryCount: 1,
@@ -91,7 +94,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     }
     return c;
   };
-  const poapChain = (leaf: Extract<ExternalLeaf, { type: "poap" }>) => leaf.chainId ?? (options.rpcUrls.has(100) ? 100 : options.rpcUrls.has(1) ? 1 : 100);
+  const poapChain = (leaf: Extract<ExternalLeaf, { type: "poap" }>) => leaf.chainId ?? defaultPoapChain(options.rpcUrls);
 
   const read = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
     try {

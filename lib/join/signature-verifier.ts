@@ -41,6 +41,8 @@ export function createSignatureVerifier(options: {
     let c = clients.get(chainId);
     if (!c) {
       c = createPublicClient({
+        // A wallet contract may revert with OffchainLookup (EIP-3668) to make the caller fetch URLs it names: never here.
+        ccipRead: false,
         transport: http(url, { retryCount: 1, timeout: options.timeoutMs ?? 8000, ...(options.fetch ? { fetchFn: options.fetch } : {}) }),
       });
       clients.set(chainId, c);

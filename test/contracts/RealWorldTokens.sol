@@ -169,3 +169,33 @@ contract BareERC721 {
         return owner;
     }
 }
+
+/// A token whose every read asks the caller to fetch a URL it names (EIP-3668 OffchainLookup): a caller that
+/// follows it makes requests the contract's author chooses (server-side request forgery).
+contract OffchainLookupToken {
+    error OffchainLookup(address sender, string[] urls, bytes callData, bytes4 callbackFunction, bytes extraData);
+
+    string private url;
+
+    constructor(string memory url_) {
+        url = url_;
+    }
+
+    function lookup() private view {
+        string[] memory urls = new string[](1);
+        urls[0] = url;
+        revert OffchainLookup(address(this), urls, msg.data, this.answer.selector, "");
+    }
+
+    function answer(bytes calldata, bytes calldata) external pure returns (uint256) {
+        return 1;
+    }
+
+    function balanceOf(address) external view returns (uint256) {
+        lookup();
+    }
+
+    function decimals() external view returns (uint8) {
+        lookup();
+    }
+}

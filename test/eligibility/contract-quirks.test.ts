@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringToHex, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -133,6 +134,29 @@ describe("create reads the metadata real tokens have", () => {
     expect(await source().prepare(sent)).toEqual({ type: "erc20", chainId: CHAIN, token: c.nameless, minBalance: "1", decimals: 18 });
     const named: Rules = { type: "erc721", chainId: CHAIN, contract: c.bare721, minCount: 1, name: "Bored Apes" };
     expect(await source().prepare(named)).toEqual({ type: "erc721", chainId: CHAIN, contract: c.bare721, minCount: 1 });
+  });
+});
+
+describe("a contract cannot make this server fetch URLs (EIP-3668 off-chain lookups are not followed)", () => {
+  it("refuses, at create, a token whose reads ask for an off-chain lookup, and never calls the URL it names; a join asks nothing of it either", async () => {
+    let fetched = 0;
+    const trap = createServer((_req, res) => {
+      fetched++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ data: "0x" + "00".repeat(32) }));
+    });
+    await new Promise<void>((resolve) => trap.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = trap.address() as { port: number };
+      const lookup = (await chain.deploy("OffchainLookupToken", [`http://127.0.0.1:${port}/{sender}/{data}.json`])).toLowerCase() as Address;
+      const error = await refusal(erc20(lookup));
+      expect(error.message).toMatch(/balanceOf\(address\) reverted/);
+      const stored: Rules = { type: "erc20", chainId: CHAIN, token: lookup, minBalance: "1", decimals: 18, symbol: "LOOK" };
+      await expect(createEligibilityChecker(source()).check(stored, wallet())).rejects.toBeInstanceOf(EligibilitySourceError);
+      expect(fetched).toBe(0);
+    } finally {
+      trap.close();
+    }
   });
 });
 
