@@ -1,6 +1,8 @@
 import { getConfig, type Config } from "./config.js";
 import { createEligibilityService, type EligibilityService } from "./eligibility/service.js";
+import { createAdmissionQueue, type AdmissionQueue } from "./groups/admission-queue.js";
 import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
+import { createInboxCache, type InboxCache } from "./groups/inbox-cache.js";
 import { createMemberStore, type MemberStore } from "./groups/members.js";
 import { createJoinLinkStore, type JoinLinkStore } from "./groups/join-links.js";
 import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
@@ -22,6 +24,8 @@ export interface App {
   readonly signatures: SignatureVerifier;
   readonly audit: AuditLog;
   readonly members: MemberStore;
+  readonly admissions: AdmissionQueue;
+  readonly inboxes: InboxCache;
   readonly rateLimiter: RateLimiter;
   readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
@@ -53,6 +57,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     signatures: createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
     members: createMemberStore(redis, config.redis.keyPrefix, now),
+    admissions: createAdmissionQueue(redis, config.redis.keyPrefix, now),
+    inboxes: createInboxCache(redis, config.redis.keyPrefix),
     rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, config.rateLimits, () => now().getTime()),
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:

@@ -4,13 +4,12 @@ import type { Config } from "./config.js";
 import type { EligibilityChecker } from "./eligibility/evaluate.js";
 import { enforceLimit, type RateLimiter } from "./rate-limit.js";
 import { RateLimitedError, UnauthorizedError } from "./errors.js";
-import type { AuditEntry, AuditLog } from "./groups/audit-log.js";
+import type { AuditEntry } from "./groups/audit-log.js";
 import { isValidWebhookToken } from "./groups/link-token.js";
-import type { MemberStore } from "./groups/members.js";
 import type { GroupRegistry } from "./groups/registry.js";
-import type { Logger } from "./log.js";
-import { ADMIT_DENIAL_REASONS, admitMember } from "./membership.js";
-import { XmtpGroupNotFoundError, type Address, type XmtpPort } from "./xmtp/port.js";
+import { admit, type AdmissionDeps } from "./admissions.js";
+import { ADMIT_DENIAL_REASONS } from "./membership.js";
+import type { Address } from "./xmtp/port.js";
 
 /** The body the link service posts to the webhook. */
 export const JoinRequestSchema = v.object({
@@ -29,15 +28,11 @@ export type JoinDecision = { readonly status: "SUCCESS" } | { readonly status: "
 export const INACTIVE_LINK_REASON = "This group link is not active";
 
 /** What deciding a join needs. */
-export interface JoinDeps {
+export interface JoinDeps extends AdmissionDeps {
   readonly config: { readonly webhookSecret: string; readonly rateLimits: Config["rateLimits"] };
   readonly rateLimiter: RateLimiter;
   readonly registry: GroupRegistry;
-  readonly audit: AuditLog;
-  readonly members: MemberStore;
   readonly eligibility: EligibilityChecker;
-  readonly xmtp: XmtpPort;
-  readonly logger: Logger;
 }
 
 /**
@@ -59,8 +54,10 @@ export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, to
 /**
  * Decides whether a wallet joins a group and, if so, adds it: group active (and, through a link
  * service, its current link)? eligible? within the group's admission budget? on XMTP? already a member?
- * room left? Every decision, and every failure, is written to the group's audit log. Callers check their own
- * credentials first; `beforeAdmit` runs once everything but XMTP has passed (the join page uses its nonce there).
+ * room left? The rules are checked here, side by side with every other request; the XMTP part is an admission
+ * served with others in shared commits (see {@link admit}). Every decision, and every failure, is written to the
+ * group's audit log. Callers check their own credentials first; `beforeAdmit` runs once everything but XMTP has
+ * passed (the join page uses its nonce there).
  * @throws {import("./errors.js").RateLimitedError} over the group's admission budget (429; only eligible wallets count).
  * @throws {import("./xmtp/port.js").XmtpUnavailableError} XMTP could not be reached; the person may retry (503).
  * @throws {import("./errors.js").StoreUnavailableError} Redis could not be reached (503).
@@ -90,25 +87,17 @@ export async function decideJoin(
     // Charged here, not on arrival: wallets the rules turn away cannot use up the group's budget.
     await enforceLimit(deps.rateLimiter, "admissionsPerGroup", groupId);
     await beforeAdmit?.();
-    const outcome = await deps.xmtp.withSession((session) => admitMember(session, groupId, address));
-    if (outcome === "added" || outcome === "already-member") {
-      // Added now through the rules: that is how they joined (an earlier operator exemption no longer applies).
-      // Already a member: whatever was recorded stays (an operator's add keeps them exempt).
-      await deps.members.record(groupId, address, source === "join-page" ? "join-page" : "webhook", outcome === "added" ? "replace" : "keep");
-      await audit(outcome);
-      deps.logger.info("join_decided", { groupId, outcome });
-      return { status: "SUCCESS" };
-    }
+    // The member record and the audit entry of a served admission are written by whoever served it.
+    const outcome = await admit(deps, { groupId, address, source: source === "join-page" ? "join-page" : "webhook" });
+    deps.logger.info("join_decided", { groupId, outcome });
+    if (outcome === "added" || outcome === "already-member") return { status: "SUCCESS" };
+    if (outcome === "group-gone") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
     const reason = ADMIT_DENIAL_REASONS[outcome];
-    await audit(outcome === "not-on-xmtp" ? "not-on-xmtp" : "denied", reason);
+    // Decided before any queue: nobody else records it.
+    if (outcome === "not-on-xmtp") await audit("not-on-xmtp", reason);
     return { status: "DENIED", reason };
   } catch (error) {
     if (error instanceof RateLimitedError || error instanceof UnauthorizedError) throw error;
-    if (error instanceof XmtpGroupNotFoundError) {
-      await audit("denied", INACTIVE_LINK_REASON);
-      deps.logger.error("group_missing_on_xmtp", { groupId });
-      return { status: "DENIED", reason: INACTIVE_LINK_REASON };
-    }
     await audit("error", error instanceof Error ? error.name : "unknown").catch(() => undefined);
     throw error;
   }

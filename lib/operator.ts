@@ -9,8 +9,11 @@ import type { AuditEntry, AuditKind, AuditLog } from "./groups/audit-log.js";
 import type { MemberStore } from "./groups/members.js";
 import type { GroupRecord, GroupRegistry } from "./groups/registry.js";
 import { groupUrls, type JoinLink, type JoinLinkStore } from "./groups/join-links.js";
-import { admitMember } from "./membership.js";
-import type { Address, XmtpPort } from "./xmtp/port.js";
+import { inboxOf } from "./admissions.js";
+import type { AdmissionQueue } from "./groups/admission-queue.js";
+import type { InboxCache } from "./groups/inbox-cache.js";
+import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./membership.js";
+import { XmtpUnavailableError, type Address, type XmtpPort } from "./xmtp/port.js";
 
 /** Most addresses one add/remove call takes (one MLS commit). */
 export const MAX_MEMBER_BATCH = 50;
@@ -71,6 +74,8 @@ export interface OperatorDeps {
   readonly members: MemberStore;
   readonly audit: AuditLog;
   readonly xmtp: XmtpPort;
+  readonly inboxes: InboxCache;
+  readonly admissions: Pick<AdmissionQueue, "forget">;
   readonly eligibility: Pick<EligibilityService, "prepare">;
 }
 
@@ -129,21 +134,34 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
 }
 
 /** Per-address outcome of an operator add. */
-export type AddResult = { address: Address; result: "added" | "already-member" | "not-on-xmtp" | "full" };
+export type AddResult = { address: Address; result: AdmitOutcome };
 
-/** Adds wallets as the operator (rules bypassed), one by one in one session; audited. @throws {NotFoundError} */
+/**
+ * Adds wallets as the operator (rules bypassed) in one commit; everyone named becomes exempt from
+ * re-verification. Inboxes are looked up side by side first; audited.
+ * @throws {NotFoundError}
+ * @throws {XmtpUnavailableError} (503: the add may be asked again; nobody is added twice)
+ */
 export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: AddResult[] }> {
   await ownGroup(deps, groupId);
-  const results = await deps.xmtp.withSession(async (session) => {
-    const out: AddResult[] = [];
-    for (const address of addresses) out.push({ address, result: await admitMember(session, groupId, address) });
-    return out;
-  });
-  for (const { address, result } of results) {
-    // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
-    if (result === "added" || result === "already-member") await deps.members.record(groupId, address, "operator", "exempt");
-    await deps.audit.append(groupId, { source: "operator", action: "add", address, outcome: result === "full" ? "denied" : result, ...(result === "full" ? { reason: "This group is full" } : {}) });
-  }
+  const candidates = await Promise.all(addresses.map(async (address) => ({ address, inboxId: await inboxOf(deps, address) })));
+  const outcomes = await deps.xmtp.withSession((session) => admitBatch(session, groupId, candidates));
+  if (outcomes.size < addresses.length) throw new XmtpUnavailableError("The session's time ran out before every address was decided");
+  const results = addresses.map((address) => ({ address, result: outcomes.get(address)! }));
+  // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
+  await deps.members.recordMany(
+    groupId,
+    results.filter((r) => r.result === "added" || r.result === "already-member").map((r) => ({ address: r.address, via: "operator" as const, mode: "exempt" as const })),
+  );
+  for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
+  await deps.audit.appendMany(
+    groupId,
+    results.map(({ address, result }) => {
+      const entry = { source: "operator" as const, action: "add" as const, address };
+      if (result === "added" || result === "already-member") return { ...entry, outcome: result };
+      return { ...entry, outcome: result === "not-on-xmtp" ? ("not-on-xmtp" as const) : ("denied" as const), reason: ADMIT_DENIAL_REASONS[result] };
+    }),
+  );
   return { results };
 }
 
@@ -162,22 +180,26 @@ export async function removeMembers(
   reason?: string,
 ): Promise<{ results: RemoveResult[] }> {
   await ownGroup(deps, groupId);
+  const inboxes = await Promise.all(addresses.map((address) => inboxOf(deps, address)));
   const results = await deps.xmtp.withSession(async (session) => {
     const members = await session.listMembers(groupId);
     const out: RemoveResult[] = [];
     const toRemove: string[] = [];
-    for (const address of addresses) {
-      const inboxId = await session.findInboxId(address);
+    addresses.forEach((address, i) => {
+      const inboxId = inboxes[i] ?? null;
       if (inboxId === null) out.push({ address, result: "not-on-xmtp" });
       else if (inboxId === session.inboxId || !members.some((m) => m.inboxId === inboxId)) out.push({ address, result: "not-a-member" });
       else {
         toRemove.push(inboxId);
         out.push({ address, result: "removed" });
       }
-    }
+    });
     if (toRemove.length > 0) await session.removeMembers(groupId, toRemove);
     return out;
   });
+  // Out of the group now (removed, or found already out): a join that ended "added" a moment ago is no longer the
+  // answer for a retry.
+  await deps.admissions.forget(groupId, results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address));
   await deps.members.remove(groupId, results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address));
   for (const { address, result } of results) {
     await deps.audit.append(groupId, { source, action: "remove", address, outcome: result, ...(reason ? { reason } : {}) });

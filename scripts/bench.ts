@@ -24,11 +24,12 @@ import { FakeXmtpNetwork } from "../test/support/fake-xmtp.js";
 import { createPerson } from "../test/support/xmtp-people.js";
 import { ensureLocalXmtpNode, nodeHealth, nodeRequest } from "../local/xmtp-node/launcher.js";
 import { decideJoin } from "../lib/handle-join.js";
-import { sendMessage } from "../lib/operator.js";
+import { addMembers, sendMessage } from "../lib/operator.js";
 import { createNodeSdkXmtp } from "../lib/xmtp/node-sdk-adapter.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
-// Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client).
+// Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
+// launch (crowds joining at once).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
 const only = process.argv[2]?.split(",");
 const want = (section: string) => !only || only.includes(section);
@@ -318,6 +319,115 @@ if (want("xmtp")) {
     ratio("operator send (one message)", safe.sends, unsafe.sends);
   } finally {
     await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await node.stop();
+  }
+}
+
+// Launch day: crowds joining at once over two instances, the real client against the local node with 40 ms per
+// call; admissions are queued in Redis and served in shared commits by whichever instance holds the lease.
+if (want("launch")) {
+  const node = await ensureLocalXmtpNode();
+  const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
+  await nodeRequest("/control", { body: { latencyMs: 0 } });
+  const dirs: string[] = [];
+  const people: Awaited<ReturnType<typeof createPerson>>[] = [];
+  try {
+    const env = {
+      XMTP_WALLET_KEY: generatePrivateKey(),
+      XMTP_DB_ENCRYPTION_KEY: "44".repeat(32),
+      XMTP_ENV: "local",
+      UPSTASH_REDIS_REST_URL: upstash.url,
+      UPSTASH_REDIS_REST_TOKEN: upstash.token,
+      REDIS_KEY_PREFIX: `benchlaunch${Date.now()}`,
+      ADMIN_API_KEY: "a".repeat(32),
+      WEBHOOK_SECRET: "w".repeat(32),
+      PUBLIC_URL: "https://gated.example.com",
+      WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
+      WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
+    };
+    const startInstance = async () => {
+      const dir = await mkdtemp(join(tmpdir(), "bench-launch-"));
+      dirs.push(dir);
+      const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
+      const xmtp = createNodeSdkXmtp(config.xmtp, { redis: createRedis(config.redis, { plainResponses: true }), keyPrefix: config.redis.keyPrefix, logger: silentLogger });
+      return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
+    };
+    const [a, b] = [await startInstance(), await startInstance()];
+    // The crowd registers first, at full speed (that is not what is measured).
+    for (let i = 0; i < 250; i += 25) people.push(...(await Promise.all(Array.from({ length: 25 }, () => createPerson()))));
+    await a.app.xmtp.withSession(async () => undefined);
+    await b.app.xmtp.withSession(async () => undefined);
+    await nodeRequest("/control", { body: { latencyMs: 40 } });
+    const commitsOf = async (groupId: string) => (await nodeRequest<{ group: { commits: number } }>(`/stats?group=${groupId}`)).group.commits;
+    const crowdJoin = async (groupId: string, crowd: typeof people) => {
+      const started = performance.now();
+      const answers = await Promise.all(
+        crowd.map(async (p, i) => {
+          const t0 = performance.now();
+          const answer = await decideJoin((i % 2 ? a : b).app, { groupId, address: p.address }, "webhook").catch((e: unknown) => ({ status: `error ${(e as Error).name}` }));
+          return { answer, ms: performance.now() - t0 };
+        }),
+      );
+      return { answers, wallMs: performance.now() - started };
+    };
+
+    // Sequential: one join after another (what each join costs alone).
+    const g1 = (await createGroup(a.app, { name: "Sequential", description: "", rules: { type: "open" } })).groupId;
+    const seqStart = performance.now();
+    for (const p of people.slice(0, 5)) await decideJoin(a.app, { groupId: g1, address: p.address }, "webhook");
+    const sequentialRate = 5 / ((performance.now() - seqStart) / 1000);
+    rows.push(["-", "launch @40 ms: 5 joins one after another", `${sequentialRate.toFixed(2)} joins/s`, "", "the baseline of the row below"]);
+
+    // 100 at once over two instances.
+    const g2 = (await createGroup(a.app, { name: "Hundred", description: "", rules: { type: "open" } })).groupId;
+    const c2 = await commitsOf(g2);
+    const hundred = await crowdJoin(g2, people.slice(0, 100));
+    const ok2 = hundred.answers.filter((x) => x.answer.status === "SUCCESS").length;
+    const slowest2 = Math.max(...hundred.answers.map((x) => x.ms));
+    const rate2 = 100 / (hundred.wallMs / 1000);
+    const memberView = await people[0]!.memberInboxIds(g2);
+    const ownViews = await Promise.all(people.slice(0, 100).map(async (p) => (await p.group(g2)) !== null));
+    rows.push([
+      "-",
+      "launch @40 ms: 100 joins at once, 2 instances",
+      `${rate2.toFixed(1)} joins/s (${(rate2 / sequentialRate).toFixed(1)}× sequential)`,
+      "",
+      `${ok2}/100 SUCCESS; slowest ${(slowest2 / 1000).toFixed(2)} s; ${(await commitsOf(g2)) - c2} commits; a member sees ${memberView.length - 1} + backend; ${ownViews.filter(Boolean).length}/100 see the group themselves`,
+    ]);
+
+    // 250 at once for a new group: it fills.
+    const g3 = (await createGroup(b.app, { name: "Full house", description: "", rules: { type: "open" } })).groupId;
+    const full = await crowdJoin(g3, people);
+    const ok3 = full.answers.filter((x) => x.answer.status === "SUCCESS").length;
+    const denied3 = full.answers.filter((x) => x.answer.status === "DENIED" && (x.answer as { reason?: string }).reason === "This group is full").length;
+    const slowest3 = Math.max(...full.answers.map((x) => x.ms));
+    const onXmtp = await a.app.xmtp.withSession(async (s) => (await s.listMembers(g3)).length);
+    const recorded = await a.app.members.count(g3);
+    rows.push([
+      "-",
+      "launch @40 ms: 250 joins at once for a new group",
+      `all answered in ${(slowest3 / 1000).toFixed(1)} s`,
+      "",
+      `${ok3} SUCCESS, ${denied3} DENIED full, ${250 - ok3 - denied3} other; ${onXmtp} members on XMTP (backend included), ${recorded} member records`,
+    ]);
+
+    // The operator adds 50 at once.
+    const g4 = (await createGroup(a.app, { name: "Operator", description: "", rules: { type: "open" } })).groupId;
+    const c4 = await commitsOf(g4);
+    const [addMs, added] = await time(() => addMembers(a.app, g4, people.slice(0, 50).map((p) => p.address)));
+    rows.push([
+      "-",
+      "launch @40 ms: operator add of 50",
+      ms(addMs),
+      "",
+      `${added.results.filter((r) => r.result === "added").length} added in ${(await commitsOf(g4)) - c4} commit(s)`,
+    ]);
+    await a.xmtp.close();
+    await b.xmtp.close();
+  } finally {
+    await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
+    for (const p of people) await p.close();
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
     await node.stop();
   }

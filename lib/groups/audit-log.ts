@@ -38,6 +38,8 @@ const DENIALS: ReadonlySet<AuditEntry["outcome"]> = new Set(["denied", "not-on-x
 export interface AuditLog {
   /** Appends an entry (stamped now) to its log. @throws {import("../errors.js").StoreUnavailableError} */
   append(groupId: string, entry: Omit<AuditEntry, "at">): Promise<void>;
+  /** Appends several entries, in order, in one round trip. @throws {import("../errors.js").StoreUnavailableError} */
+  appendMany(groupId: string, entries: readonly Omit<AuditEntry, "at">[]): Promise<void>;
   /** Entries newest first; malformed entries are skipped. @throws {import("../errors.js").StoreUnavailableError} */
   list(groupId: string, options: { offset: number; limit: number; kind?: AuditKind }): Promise<{ entries: AuditEntry[]; total: number }>;
 }
@@ -51,12 +53,19 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
     );
     return { entries: lines.flatMap(parseLine), total };
   };
-  return {
-    async append(groupId, entry) {
-      const list = key(groupId, DENIALS.has(entry.outcome) ? "denials" : "changes");
+  const log: AuditLog = {
+    append: (groupId, entry) => log.appendMany(groupId, [entry]),
+    async appendMany(groupId, entries) {
+      if (entries.length === 0) return;
+      const at = now().toISOString();
       const tx = redis.multi();
-      tx.lpush(list, JSON.stringify({ at: now().toISOString(), ...entry }));
-      tx.ltrim(list, 0, AUDIT_LOG_CAP - 1);
+      const lists = new Set<string>();
+      for (const entry of entries) {
+        const list = key(groupId, DENIALS.has(entry.outcome) ? "denials" : "changes");
+        lists.add(list);
+        tx.lpush(list, JSON.stringify({ at, ...entry }));
+      }
+      for (const list of lists) tx.ltrim(list, 0, AUDIT_LOG_CAP - 1);
       await storeCall("append audit", () => tx.exec());
     },
     async list(groupId, { offset, limit, kind = "all" }) {
@@ -67,6 +76,7 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
       return { entries: merged.slice(offset, offset + limit), total: changes.total + denials.total };
     },
   };
+  return log;
 }
 
 function parseLine(line: unknown): AuditEntry[] {

@@ -22,6 +22,8 @@ export type RecordMode = "replace" | "keep" | "exempt";
 export interface MemberStore {
   /** Records a member (see {@link RecordMode}). */
   record(groupId: string, address: string, via: MemberVia, mode: RecordMode): Promise<void>;
+  /** Records several members in one round trip. */
+  recordMany(groupId: string, records: readonly { address: string; via: MemberVia; mode: RecordMode }[]): Promise<void>;
   remove(groupId: string, addresses: readonly string[]): Promise<void>;
   list(groupId: string): Promise<MemberRecord[]>;
   count(groupId: string): Promise<number>;
@@ -42,12 +44,19 @@ return 1
 /** A member store under `keyPrefix`. */
 export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): MemberStore {
   const key = (groupId: string) => `${keyPrefix}:members:${groupId}`;
-  return {
-    async record(groupId, address, via, mode) {
-      const fresh = JSON.stringify({ joinedAt: now().toISOString(), via });
-      if (mode === "replace") await storeCall("record member", () => redis.hset(key(groupId), { [address]: fresh }));
-      else if (mode === "keep") await storeCall("record member", () => redis.hsetnx(key(groupId), address, fresh));
-      else await storeCall("exempt member", () => redis.eval(EXEMPT, [key(groupId)], [address, now().toISOString()]));
+  const store: MemberStore = {
+    record: (groupId, address, via, mode) => store.recordMany(groupId, [{ address, via, mode }]),
+    async recordMany(groupId, records) {
+      if (records.length === 0) return;
+      const at = now().toISOString();
+      const pipe = redis.pipeline();
+      for (const { address, via, mode } of records) {
+        const fresh = JSON.stringify({ joinedAt: at, via });
+        if (mode === "replace") pipe.hset(key(groupId), { [address]: fresh });
+        else if (mode === "keep") pipe.hsetnx(key(groupId), address, fresh);
+        else pipe.eval(EXEMPT, [key(groupId)], [address, at]);
+      }
+      await storeCall("record members", () => pipe.exec());
     },
     async remove(groupId, addresses) {
       if (addresses.length > 0) await storeCall("remove members", () => redis.hdel(key(groupId), ...addresses));
@@ -69,4 +78,5 @@ export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Da
     },
     count: (groupId) => storeCall("count members", () => redis.hlen(key(groupId))),
   };
+  return store;
 }

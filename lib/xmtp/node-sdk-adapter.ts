@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   ApiUrls,
   Client,
+  getInboxIdForIdentifier,
   Group,
   type ClientOptions,
   type DecodedMessage,
@@ -18,10 +19,13 @@ import type { Logger } from "../log.js";
 import { describeError } from "../log.js";
 import type { Redis } from "../redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type SessionStep } from "./state/durable-database.js";
+import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import {
+  SessionNotNeededError,
   toXmtpError,
+  XmtpBusyError,
   withErrorMapping,
   XmtpGroupNotFoundError,
   type Address,
@@ -175,27 +179,39 @@ export function createNodeSdkXmtp(
       await holder.discard();
       await (await relay?.catch(() => undefined))?.close();
     },
-    withSession: (work) =>
-      durable.run(
-        holder,
-        async () => {
-          const client = await getClient();
-          const session = sdkSession(client, open!.binding, durable);
-          // A session before this one stopped midway through writing to these groups: the saved state knows
-          // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
-          for (const groupId of durable.unsettled) {
-            await session.groupHealth(groupId).then(
-              () => durable.settle(groupId),
-              (error: unknown) => {
-                if (error instanceof XmtpGroupNotFoundError) durable.settle(groupId);
-                else state.logger.warn("xmtp_unsettled_group", { groupId, error: describeError(error) });
-              },
-            );
-          }
-          return work(session);
-        },
-        { savedAhead: !state.unsafeWithoutWriteAhead },
-      ),
+    lookupInboxId: async (address) => {
+      try {
+        // A read that needs no client (and no lease): straight to the API, not through the relay.
+        return (await getInboxIdForIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }, config.env)) ?? null;
+      } catch (error) {
+        throw toXmtpError(error, "inbox lookup");
+      }
+    },
+    withSession: async (work, sessionOptions) => {
+      const inSession = async () => {
+        const client = await getClient();
+        const session = sdkSession(client, open!.binding, durable, durable.workDeadline);
+        // A session before this one stopped midway through writing to these groups: the saved state knows
+        // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
+        for (const groupId of durable.unsettled) {
+          await session.groupHealth(groupId).then(
+            () => durable.settle(groupId),
+            (error: unknown) => {
+              if (error instanceof XmtpGroupNotFoundError) durable.settle(groupId);
+              else state.logger.warn("xmtp_unsettled_group", { groupId, error: describeError(error) });
+            },
+          );
+        }
+        return work(session);
+      };
+      try {
+        return await durable.run(holder, inSession, { savedAhead: !state.unsafeWithoutWriteAhead, ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}) });
+      } catch (error) {
+        if (error instanceof LeaseNotNeededError) throw new SessionNotNeededError(error.message);
+        if (error instanceof LeaseTimeoutError) throw new XmtpBusyError(error.message, { cause: error });
+        throw error;
+      }
+    },
   };
 }
 
@@ -225,7 +241,7 @@ type WriteMarks = Pick<DurableDatabase, "unsettle" | "settle">;
 const NO_MARKS: WriteMarks = { unsettle() {}, settle() {} };
 
 /** The seam's operations over one SDK client (and the binding client inside it). Exported for tests. */
-export function sdkSession(client: Client<unknown>, binding: BindingClient, marks: WriteMarks = NO_MARKS): XmtpSession {
+export function sdkSession(client: Client<unknown>, binding: BindingClient, marks: WriteMarks = NO_MARKS, deadline = Date.now() + 25_000): XmtpSession {
   // A group is unsettled from the start of a write to it until the write is confirmed: a checkpoint taken in
   // between names it, so a session after a crash knows which groups to sync first.
   const writing = async <T>(groupId: string, write: () => Promise<T>): Promise<T> => {
@@ -280,6 +296,7 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient, mark
   return withErrorMapping({
     inboxId: client.inboxId,
     installationId: client.installationId,
+    deadline,
     // Only on this installation: the network learns of the group in publishGroup (libxmtp's createGroup does
     // both in one call, and a failed publish there leaves a local group the caller never hears of).
     createGroup: async ({ name, description, imageUrl }) =>
@@ -297,7 +314,6 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient, mark
         if (!found) throw new XmtpGroupNotFoundError(groupId);
         await found.sync();
       }),
-    findInboxId: (address) => client.fetchInboxIdByIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }),
     getGroup: async (groupId) => {
       try {
         return info(await group(groupId));

@@ -52,6 +52,8 @@ export interface XmtpSession {
   readonly inboxId: string;
   /** This installation's id (hex). */
   readonly installationId: string;
+  /** When the session must stop starting new network work (epoch ms): what is left waits for the next session. */
+  readonly deadline: number;
   /**
    * Creates a group on this installation only (no network yet): only admins may add or remove members or change
    * metadata; the backend is super admin. Nobody else knows of it until {@link publishGroup}.
@@ -59,8 +61,6 @@ export interface XmtpSession {
   createGroup(input: { name: string; description: string; imageUrl?: string }): Promise<XmtpGroupInfo>;
   /** Publishes a group this installation created (its first commit) and waits until the network has it. Idempotent. @throws {XmtpGroupNotFoundError} */
   publishGroup(groupId: string): Promise<void>;
-  /** The inbox id registered for an address, or null when the address has no XMTP identity. */
-  findInboxId(address: Address): Promise<string | null>;
   /** The group (synced from the network), or null when this installation is not in it (or was removed from it). */
   getGroup(groupId: string): Promise<XmtpGroupInfo | null>;
   /** Whether this installation's copy of the group is still in step with the network (after a sync). @throws {XmtpGroupNotFoundError} */
@@ -79,13 +79,35 @@ export interface XmtpSession {
   listMessages(groupId: string, options: { limit: number; before?: Date }): Promise<XmtpMessage[]>;
 }
 
+/** Options of {@link XmtpPort.withSession}. */
+export interface SessionOptions {
+  /**
+   * A hint for a caller that may not need its session after all (another holder may do its work): while waiting
+   * to start, an implementation may read `key` and stop with {@link SessionNotNeededError} once `until` says so.
+   * Implementations may also ignore it and run the work.
+   */
+  readonly watch?: { readonly key: string; readonly until: (value: string | null) => boolean };
+}
+
 /** Runs work against XMTP as the backend installation, one operation at a time per instance. */
 export interface XmtpPort {
   /**
    * Runs `work` with a ready session. The session must not escape `work`.
    * @throws {XmtpUnavailableError} when the network cannot be reached.
+   * @throws {XmtpBusyError} when another instance held the installation too long to wait for.
+   * @throws {SessionNotNeededError} when `options.watch` said the session is no longer needed.
    */
-  withSession<T>(work: (session: XmtpSession) => Promise<T>): Promise<T>;
+  withSession<T>(work: (session: XmtpSession) => Promise<T>, options?: SessionOptions): Promise<T>;
+  /**
+   * The inbox id registered for an address, or null when it has none: a network read that needs no session.
+   * @throws {XmtpUnavailableError}
+   */
+  lookupInboxId(address: Address): Promise<string | null>;
+}
+
+/** The session was not started: while it waited, its watch said another holder had done the work. */
+export class SessionNotNeededError extends Error {
+  override readonly name = "SessionNotNeededError";
 }
 
 /**
@@ -95,14 +117,14 @@ export interface XmtpPort {
  */
 export function lazyXmtpPort(load: () => Promise<XmtpPort>): XmtpPort {
   let port: Promise<XmtpPort> | undefined;
+  const loaded = () =>
+    (port ??= load().catch((error: unknown) => {
+      port = undefined;
+      throw error;
+    }));
   return {
-    async withSession(work) {
-      port ??= load().catch((error: unknown) => {
-        port = undefined;
-        throw error;
-      });
-      return (await port).withSession(work);
-    },
+    withSession: async (work, options) => (await loaded()).withSession(work, options),
+    lookupInboxId: async (address) => (await loaded()).lookupInboxId(address),
   };
 }
 
@@ -111,6 +133,14 @@ export class XmtpUnavailableError extends DependencyUnavailableError {
   override readonly name = "XmtpUnavailableError";
   constructor(message: string, options?: ErrorOptions) {
     super(message, "The XMTP network is unavailable; try again in a moment", options);
+  }
+}
+
+/** Another instance held the XMTP installation for longer than this request could wait (503: ask again). */
+export class XmtpBusyError extends DependencyUnavailableError {
+  override readonly name = "XmtpBusyError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, "The service is busy; try again in a moment", options);
   }
 }
 
@@ -154,7 +184,7 @@ export function toXmtpError(error: unknown, operation: string): Error {
 
 /** Wraps every method of a session so whatever it throws comes out classified by {@link toXmtpError}. */
 export function withErrorMapping(session: XmtpSession): XmtpSession {
-  const wrapped: Record<string, unknown> = { inboxId: session.inboxId, installationId: session.installationId };
+  const wrapped: Record<string, unknown> = { inboxId: session.inboxId, installationId: session.installationId, deadline: session.deadline };
   for (const [name, value] of Object.entries(session)) {
     if (typeof value !== "function") continue;
     const method = value as (...args: unknown[]) => Promise<unknown>;

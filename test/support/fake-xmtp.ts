@@ -52,6 +52,8 @@ export class FakeXmtpNetwork {
   commits = 0;
   /** Sessions opened, to check that rejected requests never start the client. */
   sessions = 0;
+  /** Inboxes XMTP refuses to add (a commit naming one fails as a whole, as the real client's would). */
+  readonly unaddable = new Set<string>();
   readonly inboxes = new Map<Address, string>();
   readonly groups = new Map<string, FakeGroup>();
 
@@ -80,6 +82,16 @@ export class FakeXmtpNetwork {
     const installationId = randomBytes(32).toString("hex");
     const exclusive = createMutex();
     return {
+      lookupInboxId: async (target) => {
+        try {
+          this.check();
+        } catch (error) {
+          throw toXmtpError(error, "inbox lookup");
+        }
+        if (this.options.autoRegister) this.register(target);
+        return this.inboxes.get(target.toLowerCase() as Address) ?? null;
+      },
+      // The double has no lease to wait for: a watch (a hint) is ignored, and the work runs.
       withSession: (work) =>
         exclusive(async () => {
           this.sessions++;
@@ -111,6 +123,7 @@ export class FakeXmtpNetwork {
     return {
       inboxId,
       installationId,
+      deadline: Date.now() + 25_000,
       createGroup: async ({ name, description, imageUrl }) => {
         // Local only, as the real client's createGroupOptimistic: no network needed.
         checkMetadata({ name, description, ...(imageUrl ? { imageUrl } : {}) });
@@ -124,11 +137,6 @@ export class FakeXmtpNetwork {
         g.published = true;
         this.commits++;
       },
-      findInboxId: async (target) => {
-        this.check();
-        if (this.options.autoRegister) this.register(target);
-        return this.inboxes.get(target.toLowerCase() as Address) ?? null;
-      },
       getGroup: async (groupId) => {
         this.check();
         const found = this.groups.get(groupId);
@@ -141,7 +149,7 @@ export class FakeXmtpNetwork {
       addMembers: async (groupId, inboxIds) => {
         const g = group(groupId);
         const known = new Set(this.inboxes.values());
-        const unknown = inboxIds.find((id) => !known.has(id));
+        const unknown = inboxIds.find((id) => !known.has(id) || this.unaddable.has(id));
         if (unknown) throw bindingError(`Group error: Missing identity update for inbox ${unknown}`);
         const fresh = inboxIds.filter((id) => !g.members.has(id));
         if (fresh.length === 0) return;

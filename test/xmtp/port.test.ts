@@ -20,26 +20,26 @@ describe("withErrorMapping", () => {
     withErrorMapping({
       inboxId: "inbox",
       installationId: "inst",
-      findInboxId: () => Promise.reject(error),
+      listMembers: () => Promise.reject(error),
     } as unknown as XmtpSession);
 
   it("keeps the identity fields and turns the binding's transport errors into XmtpUnavailableError", async () => {
     const session = failing(bindingError('api client error … has error status: \'The service is currently unavailable\', self: "tcp connect error"'));
     expect(session.inboxId).toBe("inbox");
     expect(session.installationId).toBe("inst");
-    await expect(session.findInboxId("0x1")).rejects.toBeInstanceOf(XmtpUnavailableError);
+    await expect(session.listMembers("ab")).rejects.toBeInstanceOf(XmtpUnavailableError);
   });
 
   it("turns other failures into XmtpOperationError and lets our own errors through", async () => {
-    await expect(failing(bindingError("Group error: Missing identity update")).findInboxId("0x1")).rejects.toBeInstanceOf(XmtpOperationError);
+    await expect(failing(bindingError("Group error: Missing identity update")).listMembers("ab")).rejects.toBeInstanceOf(XmtpOperationError);
     const notFound = new XmtpGroupNotFoundError("ab");
-    await expect(failing(notFound).findInboxId("0x1")).rejects.toBe(notFound);
+    await expect(failing(notFound).listMembers("ab")).rejects.toBe(notFound);
   });
 });
 
 describe("lazyXmtpPort", () => {
   const session = { inboxId: "inbox" } as unknown as XmtpSession;
-  const real: XmtpPort = { withSession: (work) => work(session) };
+  const real: XmtpPort = { withSession: (work) => work(session), lookupInboxId: async () => null };
 
   it("loads nothing until the first session, then once for concurrent callers", async () => {
     let loads = 0;

@@ -4,8 +4,9 @@ import { DependencyUnavailableError } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import { silentLogger, describeError } from "../../log.js";
 import type { Redis } from "../../redis.js";
+import { storeCall } from "../../redis.js";
 import { createMutex } from "../mutex.js";
-import { acquireLease } from "./lease.js";
+import { acquireLease, LeaseNotNeededError, type LeaseOptions } from "./lease.js";
 import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
 import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 
@@ -36,6 +37,9 @@ export class PersistFailedError extends DependencyUnavailableError {
   }
 }
 
+/** How long a session's work may start new network work after it took the lease (15 s of lease wait + 25 s + the save fit in 60 s). */
+const DEFAULT_WORK_BUDGET_MS = 25_000;
+
 /** How long a session whose writes were saved ahead keeps retrying its final save. */
 const FINAL_SAVE_BUDGET_SAVED_AHEAD_MS = 3000;
 
@@ -48,6 +52,8 @@ export interface RunOptions {
    * the work's effects exist only in these files, and a failed final save fails the session.
    */
   readonly savedAhead?: boolean;
+  /** While waiting for the lease: stop waiting once this key says the session is no longer needed (see acquireLease). */
+  readonly watch?: LeaseOptions["watch"];
 }
 
 /** Options of {@link createDurableDatabase}. */
@@ -64,6 +70,8 @@ export interface DurableDatabaseOptions {
   readonly leaseWaitMs?: number;
   /** How long a session may keep retrying to persist after its work succeeded (stay under maxDuration). */
   readonly persistBudgetMs?: number;
+  /** How long after taking the lease the work may start new network work (see {@link DurableDatabase.workDeadline}). */
+  readonly workBudgetMs?: number;
   readonly logger?: Logger;
   /** Called at each step (tests inject crashes here). */
   readonly onStep?: (step: SessionStep) => void | Promise<void>;
@@ -75,6 +83,7 @@ export interface DurableDatabase {
    * Runs `work` holding the lease, on the newest committed version of the files, then persists what changed
    * before answering. Calls on one instance run one at a time.
    * @throws {import("./lease.js").LeaseTimeoutError} another instance held the lease too long (503).
+   * @throws {import("./lease.js").LeaseNotNeededError} while waiting, `options.watch` said the session is not needed.
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
@@ -87,6 +96,8 @@ export interface DurableDatabase {
    * @throws when no session is running, this holder has lost its lease, or Redis cannot take the save.
    */
   checkpoint(): Promise<void>;
+  /** During a session: when the work must stop starting new network work (epoch ms), so the save still fits the function's time. */
+  readonly workDeadline: number;
   /**
    * During a session: what is unsettled now, starting with what the version it restored left unsettled (a
    * session before it that stopped midway). Saved with every version until {@link settle}d.
@@ -114,7 +125,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   let localKnownEmpty = false;
   // The running session: the version it builds on (moved on by each checkpoint), its fencing number, and
   // what is unsettled (saved with each version).
-  let active: { base: Manifest | null; fence: number; deadline: number; unsettled: Set<string> } | null = null;
+  let active: { base: Manifest | null; fence: number; deadline: number; workDeadline: number; unsettled: Set<string> } | null = null;
 
   const sync = async (holder: DatabaseHolder, manifest: Manifest | null) => {
     if (manifest === null) {
@@ -202,6 +213,9 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     get unsettled() {
       return [...(active?.unsettled ?? [])];
     },
+    get workDeadline() {
+      return active?.workDeadline ?? 0;
+    },
     unsettle: (item) => void active?.unsettled.add(item),
     settle: (item) => void active?.unsettled.delete(item),
     checkpoint: () =>
@@ -215,11 +229,17 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     run: (holder, work, runOptions = {}) =>
       exclusive(async () => {
         const started = Date.now();
+        // Calls on one instance wait their turn here: by then another session may have done this one's work.
+        const { watch } = runOptions;
+        if (watch && watch.until(await storeCall("read watched key", () => options.redis.get<string>(watch.key)))) {
+          throw new LeaseNotNeededError("No longer needed: done while waiting on this instance");
+        }
         const lease = await acquireLease(options.redis, {
           leaseKey: store.keys.lease,
           fenceKey: store.keys.fence,
           ttlMs: options.leaseTtlMs ?? 30_000,
           waitMs: options.leaseWaitMs ?? 15_000,
+          ...(runOptions.watch ? { watch: runOptions.watch } : {}),
         });
         try {
           await step("leased");
@@ -229,7 +249,14 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           const base = await store.readManifest();
           await sync(holder, base);
           await step("restored");
-          const session = { base, fence: lease.fence, deadline: started + (options.persistBudgetMs ?? 40_000), unsettled: new Set(base?.unsettled ?? []) };
+          const leasedAt = Date.now();
+          const session = {
+            base,
+            fence: lease.fence,
+            deadline: started + (options.persistBudgetMs ?? 40_000),
+            workDeadline: leasedAt + (options.workBudgetMs ?? DEFAULT_WORK_BUDGET_MS),
+            unsettled: new Set(base?.unsettled ?? []),
+          };
           active = session;
           // Whatever the work did to the files is saved even when it failed: a failed operation may still have
           // changed the installation's state (a commit recorded as published, say).

@@ -13,6 +13,11 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/** The waiter stopped waiting: what it wanted done was done by the holder (see {@link LeaseOptions.watch}). */
+export class LeaseNotNeededError extends Error {
+  override readonly name = "LeaseNotNeededError";
+}
+
 /** No lease within the wait budget: another instance is holding the XMTP installation (503). */
 export class LeaseTimeoutError extends DependencyUnavailableError {
   override readonly name = "LeaseTimeoutError";
@@ -22,11 +27,14 @@ export class LeaseTimeoutError extends DependencyUnavailableError {
 }
 
 // SET NX PX and INCR in one step: a holder always has a fencing number newer than every earlier holder's.
+// A busy lease answers the watched key's value (if any), so a waiter learns in the same round trip whether it
+// still needs the lease.
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+  return {redis.call('INCR', KEYS[2]), false}
 end
-return 0
+if KEYS[3] then return {0, redis.call('GET', KEYS[3])} end
+return {0, false}
 `;
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -45,12 +53,18 @@ export interface LeaseOptions {
   readonly ttlMs: number;
   /** How long to wait for a busy lease before giving up. */
   readonly waitMs: number;
+  /**
+   * While waiting, the key to read at each attempt (in the same round trip): when `until` says its value means
+   * the lease is no longer needed, stop waiting with {@link LeaseNotNeededError}.
+   */
+  readonly watch?: { readonly key: string; readonly until: (value: string | null) => boolean };
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /**
  * Acquires the lease (waiting with jittered backoff while another holder has it) and keeps it alive until released.
  * @throws {LeaseTimeoutError} when not acquired within `waitMs`.
+ * @throws {LeaseNotNeededError} when the watched key said so while waiting.
  * @throws {import("../../errors.js").StoreUnavailableError} when Redis cannot be reached.
  */
 export async function acquireLease(redis: Redis, options: LeaseOptions): Promise<Lease> {
@@ -58,13 +72,11 @@ export async function acquireLease(redis: Redis, options: LeaseOptions): Promise
   const token = randomBytes(16).toString("hex");
   const started = Date.now();
   let backoff = 20;
+  const keys = [options.leaseKey, options.fenceKey, ...(options.watch ? [options.watch.key] : [])];
   for (;;) {
-    const fence = Number(
-      await storeCall("acquire lease", () =>
-        redis.eval<string[], number>(ACQUIRE, [options.leaseKey, options.fenceKey], [token, String(options.ttlMs)]),
-      ),
-    );
-    if (fence > 0) return keepAlive(redis, options, token, fence);
+    const [fence, watched] = await storeCall("acquire lease", () => redis.eval<string[], [number, string | null]>(ACQUIRE, keys, [token, String(options.ttlMs)]));
+    if (Number(fence) > 0) return keepAlive(redis, options, token, Number(fence));
+    if (options.watch?.until(typeof watched === "string" ? watched : null)) throw new LeaseNotNeededError("No longer needed: the holder did it");
     if (Date.now() - started >= options.waitMs) throw new LeaseTimeoutError(options.waitMs);
     await sleep(Math.min(backoff, options.waitMs - (Date.now() - started)) * (0.5 + Math.random() / 2));
     backoff = Math.min(backoff * 2, 500);
