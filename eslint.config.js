@@ -21,7 +21,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["lib/config.ts", "scripts/**", "test/**", "vitest.config.ts"],
+    files: ["lib/config.ts", "scripts/**", "local/**", "test/**", "vitest.config.ts"],
     rules: { "no-restricted-properties": "off" },
   },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },

@@ -1,7 +1,7 @@
 import { appLogger, getApp } from "../lib/app.js";
-import { clientIp, defineRoute } from "../lib/http.js";
-import { loadJoinPage } from "../lib/join/join-flow.js";
-import { JOIN_PAGE_HEADERS, joinPageStatus, renderJoinPage } from "../lib/join/join-page-html.js";
+import { clientIp, defineRoute } from "../lib/http/responses.js";
+import { loadJoinPage } from "../lib/use-cases/sign-in-join.js";
+import { JOIN_PAGE_HEADERS, joinPageStatus, renderJoinPage } from "../lib/http/join-page-html.js";
 
 /** `GET /join/<linkId>` (rewritten here by vercel.json): the group's join page, or a friendly 404 page. */
 export default defineRoute(

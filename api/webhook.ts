@@ -1,6 +1,6 @@
 import { appLogger, getApp } from "../lib/app.js";
-import { handleWebhookJoin, JoinRequestSchema } from "../lib/handle-join.js";
-import { defineRoute, json, readJsonBody } from "../lib/http.js";
+import { handleWebhookJoin, JoinRequestSchema } from "../lib/use-cases/decide-join.js";
+import { defineRoute, json, readJsonBody } from "../lib/http/responses.js";
 
 /** `POST /api/webhook?token=…`: the link service asks whether a wallet may join. */
 export default defineRoute(

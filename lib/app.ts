@@ -1,17 +1,17 @@
 import { getConfig, type Config } from "./config.js";
 import { createEligibilityService, type EligibilityService } from "./eligibility/service.js";
-import { createAdmissionQueue, type AdmissionQueue } from "./groups/admission-queue.js";
-import { createAuditLog, type AuditLog } from "./groups/audit-log.js";
-import { createInboxCache, type InboxCache } from "./groups/inbox-cache.js";
-import { createMemberStore, type MemberStore } from "./groups/members.js";
-import { createJoinLinkStore, type JoinLinkStore } from "./groups/join-links.js";
-import { createGroupRegistry, type GroupRegistry } from "./groups/registry.js";
-import { createChallengeStore, type ChallengeStore } from "./join/challenge-store.js";
-import { createSignatureVerifier, type SignatureVerifier } from "./join/signature-verifier.js";
-import { createLinkService, type LinkService } from "./link-service.js";
-import { createLogger, type Logger } from "./log.js";
-import { createRateLimiter, type RateLimiter } from "./rate-limit.js";
-import { createRedis, type Redis } from "./redis.js";
+import { createAdmissionQueue, type AdmissionQueue } from "./stores/admission-queue.js";
+import { createAuditLog, type AuditLog } from "./stores/audit-log.js";
+import { createInboxCache, type InboxCache } from "./stores/inbox-cache.js";
+import { createMemberStore, type MemberStore } from "./stores/members.js";
+import { createJoinLinkStore, type JoinLinkStore } from "./stores/join-links.js";
+import { createGroupRegistry, type GroupRegistry } from "./stores/registry.js";
+import { createChallengeStore, type ChallengeStore } from "./stores/challenges.js";
+import { createSignatureVerifier, type SignatureVerifier } from "./services/signature-verifier.js";
+import { createLinkService, type LinkService } from "./services/link-service.js";
+import { createLogger, type Logger } from "./shared/log.js";
+import { createRateLimiter, type RateLimiter } from "./stores/rate-limits.js";
+import { createRedis, type Redis } from "./shared/redis.js";
 import { lazyXmtpPort, type XmtpPort } from "./xmtp/port.js";
 
 /** Everything a use case may need, built once per function instance. */

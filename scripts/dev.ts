@@ -5,9 +5,9 @@ import { startLocalXmtpNode } from "../local/xmtp-node/xmtp-node.js";
 import { createApp, setApp } from "../lib/app.js";
 import { loadConfig } from "../lib/config.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";
-import { startRedisServer } from "../test/support/redis-server.js";
-import { startUpstashBridge } from "../test/support/upstash-bridge.js";
-import { startDevLinkService } from "./dev-link-service.js";
+import { startRedisServer } from "../local/redis/redis-server.js";
+import { startUpstashBridge } from "../local/redis/upstash-bridge.js";
+import { startDevLinkService } from "../local/link-service/dev-link-service.js";
 import { startLocalServer } from "./local-server.js";
 
 // `npm run dev`: the functions on http://localhost:3000 with everything they need.

@@ -1,7 +1,7 @@
 import { Client } from "@xmtp/node-sdk";
 import { hexToBytes } from "viem";
 import { getConfig } from "../lib/config.js";
-import { createRedis } from "../lib/redis.js";
+import { createRedis } from "../lib/shared/redis.js";
 import { recoverInstallation } from "../lib/xmtp/state/recovery.js";
 import { createSnapshotStore } from "../lib/xmtp/state/snapshot-store.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";

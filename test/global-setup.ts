@@ -1,7 +1,7 @@
 import type { TestProject } from "vitest/node";
 import { ensureLocalXmtpNode } from "../local/xmtp-node/launcher.js";
-import { startRedisServer } from "./support/redis-server.js";
-import { startUpstashBridge } from "./support/upstash-bridge.js";
+import { startRedisServer } from "../local/redis/redis-server.js";
+import { startUpstashBridge } from "../local/redis/upstash-bridge.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../lib/config.js";
-import { createJoinLinkStore } from "../lib/groups/join-links.js";
-import { webhookToken } from "../lib/groups/link-token.js";
-import { createGroupRegistry } from "../lib/groups/registry.js";
-import { freePort } from "./support/redis-server.js";
+import { createJoinLinkStore } from "../lib/stores/join-links.js";
+import { webhookToken } from "../lib/services/webhook-token.js";
+import { createGroupRegistry } from "../lib/stores/registry.js";
+import { freePort } from "../local/redis/redis-server.js";
 import { ADMIN_KEY, testEnv, testRedis, WEBHOOK_SECRET } from "./support/test-app.js";
 import { clearFaults, injectFaults, nodeGroupStats } from "./support/xmtp-people.js";
 

@@ -1,7 +1,7 @@
 import { appLogger, getApp } from "../../lib/app.js";
-import { UnauthorizedError } from "../../lib/errors.js";
-import { defineRoute, json, requireBearer } from "../../lib/http.js";
-import { reverifyMembers } from "../../lib/reverify.js";
+import { UnauthorizedError } from "../../lib/shared/errors.js";
+import { defineRoute, json, requireBearer } from "../../lib/http/responses.js";
+import { reverifyMembers } from "../../lib/use-cases/reverify.js";
 
 /** `GET /api/cron/reverify[?dryRun=1]`: run by Vercel Cron with `Authorization: Bearer <CRON_SECRET>`. */
 export default defineRoute(

@@ -1,7 +1,7 @@
 import { appLogger } from "../../lib/app.js";
 import { operatorApp } from "../_operator.js";
-import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../lib/http.js";
-import { GroupPatchSchema, showGroup, updateGroup } from "../../lib/operator.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../lib/http/responses.js";
+import { GroupPatchSchema, showGroup, updateGroup } from "../../lib/use-cases/operator.js";
 
 /** `GET /api/groups/:id` (one group and its members) and `PATCH /api/groups/:id` (name, description, rules). */
 export default defineRoute(

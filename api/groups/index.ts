@@ -1,7 +1,7 @@
 import { appLogger } from "../../lib/app.js";
 import { operatorApp } from "../_operator.js";
-import { defineRoute, json, readQuery } from "../../lib/http.js";
-import { listGroups, PageSchema } from "../../lib/operator.js";
+import { defineRoute, json, readQuery } from "../../lib/http/responses.js";
+import { listGroups, PageSchema } from "../../lib/use-cases/operator.js";
 
 /** `GET /api/groups?offset&limit`: the groups this backend manages. */
 export default defineRoute(

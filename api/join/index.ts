@@ -1,6 +1,6 @@
 import { appLogger, getApp } from "../../lib/app.js";
-import { clientIp, defineRoute, json, readJsonBody } from "../../lib/http.js";
-import { joinWithSignature, JoinWithSignatureSchema } from "../../lib/join/join-flow.js";
+import { clientIp, defineRoute, json, readJsonBody } from "../../lib/http/responses.js";
+import { joinWithSignature, JoinWithSignatureSchema } from "../../lib/use-cases/sign-in-join.js";
 
 /** `POST /api/join {message, signature}` → `{status: "SUCCESS", groupId, openUrl}` or `{status: "DENIED", reason}`. */
 export default defineRoute(

@@ -1,9 +1,9 @@
 import * as v from "valibot";
 import { parseUnits } from "viem";
-import { InvalidRequestError } from "../errors.js";
+import { InvalidRequestError } from "../shared/errors.js";
 import type { Address } from "../xmtp/port.js";
 import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
-import { checkRuleValues, leaves, type Rules } from "./rules.js";
+import { checkRuleValues, leaves, type Rules } from "../shared/rules.js";
 
 /** Airstack's GraphQL endpoint. */
 export const AIRSTACK_URL = "https://api.airstack.xyz/gql";

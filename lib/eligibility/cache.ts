@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "../redis.js";
+import type { Redis } from "../shared/redis.js";
 import type { Eligibility, EligibilityChecker } from "./evaluate.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { Rules } from "./rules.js";
+import type { Rules } from "../shared/rules.js";
 
 /**
  * The chain the POAP rules read when they name none: Gnosis, where POAPs are minted, unless only Ethereum has an RPC.

@@ -1,6 +1,6 @@
-import { DependencyUnavailableError } from "../errors.js";
+import { DependencyUnavailableError } from "../shared/errors.js";
 import type { Address } from "../xmtp/port.js";
-import { leaves, type LeafRule, type Rules } from "./rules.js";
+import { leaves, type LeafRule, type Rules } from "../shared/rules.js";
 
 /** The outcome of checking a wallet against a group's rules. */
 export type Eligibility = { readonly eligible: true } | { readonly eligible: false; readonly reason: string };

@@ -23,11 +23,11 @@ import {
   type Hex,
   type PublicClient,
 } from "viem";
-import { InvalidRequestError } from "../errors.js";
+import { InvalidRequestError } from "../shared/errors.js";
 import type { Address } from "../xmtp/port.js";
 import { defaultPoapChain } from "./contract-wallet-chains.js";
 import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
-import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "./rules.js";
+import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "../shared/rules.js";
 
 /** The POAP contract (same address on Gnosis and Ethereum). */
 export const POAP_CONTRACT = "0x22c1f6050e56d2876009903609a2cc3fef83b415" as const;

@@ -1,17 +1,17 @@
 import type { Config } from "../config.js";
-import type { Redis } from "../redis.js";
+import type { Redis } from "../shared/redis.js";
 import { createAirstackSource } from "./airstack.js";
 import { withEligibilityCache } from "./cache.js";
 import { createEligibilityChecker, type EligibilityChecker } from "./evaluate.js";
 import { createOnchainSource } from "./onchain.js";
-import type { Rules } from "./rules.js";
+import type { Rules } from "../shared/rules.js";
 
 /** Eligibility as the use cases see it: decide joins, and validate/enrich rules at create. */
 export interface EligibilityService extends EligibilityChecker {
   /**
    * Checks that every rule can be evaluated here (RPC configured, contract exists and behaves) and fills in
    * what is read once at create (token symbol and decimals, collection name).
-   * @throws {import("../errors.js").InvalidRequestError} naming what to fix (e.g. the RPC_URL_<chainId> to set).
+   * @throws {import("../shared/errors.js").InvalidRequestError} naming what to fix (e.g. the RPC_URL_<chainId> to set).
    * @throws {import("./evaluate.js").EligibilitySourceError} the chain could not be read (503).
    */
   prepare(rules: Rules): Promise<Rules>;

@@ -15,9 +15,9 @@ import {
 } from "@xmtp/node-sdk";
 import { Client as BindingClient } from "@xmtp/node-bindings";
 import type { Config } from "../config.js";
-import type { Logger } from "../log.js";
-import { describeError } from "../log.js";
-import type { Redis } from "../redis.js";
+import type { Logger } from "../shared/log.js";
+import { describeError } from "../shared/log.js";
+import type { Redis } from "../shared/redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type SessionStep } from "./state/durable-database.js";
 import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";

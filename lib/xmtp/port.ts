@@ -1,4 +1,4 @@
-import { DependencyUnavailableError, NotFoundError } from "../errors.js";
+import { DependencyUnavailableError, NotFoundError } from "../shared/errors.js";
 
 /** XMTP's ceiling on a group's members, the backend's own inbox included. */
 export const MAX_GROUP_MEMBERS = 250;

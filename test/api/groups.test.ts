@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { setApp } from "../../lib/app.js";
-import { webhookToken } from "../../lib/groups/link-token.js";
+import { webhookToken } from "../../lib/services/webhook-token.js";
 import { startLocalServer } from "../../scripts/local-server.js";
 import { linkServiceOk, useLinkServiceMock } from "../support/link-service-mock.js";
 import { ADMIN_KEY, createTestApp, WEBHOOK_SECRET } from "../support/test-app.js";

@@ -4,7 +4,7 @@ import { setApp } from "../../lib/app.js";
 import { startLocalServer } from "../../scripts/local-server.js";
 import { linkServiceOk, useLinkServiceMock } from "../support/link-service-mock.js";
 import { ADMIN_KEY, createTestApp, WEBHOOK_SECRET } from "../support/test-app.js";
-import { webhookToken } from "../../lib/groups/link-token.js";
+import { webhookToken } from "../../lib/services/webhook-token.js";
 
 // The same handlers over a real HTTP server: headers, streaming bodies and status codes as a client sees them.
 // Handlers given at setup: msw scopes `server.use` to the test's async context, and requests here arrive from sockets.

@@ -2,9 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { privateKeyToAccount, generatePrivateKey } from "viem/accounts";
 import webhookRoute from "../../api/webhook.js";
 import { setApp } from "../../lib/app.js";
-import { webhookToken } from "../../lib/groups/link-token.js";
+import { webhookToken } from "../../lib/services/webhook-token.js";
 import { MAX_GROUP_MEMBERS } from "../../lib/xmtp/port.js";
-import type { Rules } from "../../lib/eligibility/rules.js";
+import type { Rules } from "../../lib/shared/rules.js";
 import { post } from "../support/requests.js";
 import { createTestApp, WEBHOOK_SECRET, type TestApp } from "../support/test-app.js";
 

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGroup } from "../../lib/create-group.js";
-import { decideJoin } from "../../lib/handle-join.js";
-import { addMembers } from "../../lib/operator.js";
+import { createGroup } from "../../lib/use-cases/create-group.js";
+import { decideJoin } from "../../lib/use-cases/decide-join.js";
+import { addMembers } from "../../lib/use-cases/operator.js";
 import { realDeployment, startRealInstance, type Deployment, type RealXmtpInstance } from "../support/test-app.js";
 import { createPerson, nodeGroupStats, type Person } from "../support/xmtp-people.js";
 

@@ -3,7 +3,7 @@ import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AIRSTACK_URL, createAirstackSource } from "../../lib/eligibility/airstack.js";
 import { createEligibilityChecker, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
-import type { Rules } from "../../lib/eligibility/rules.js";
+import type { Rules } from "../../lib/shared/rules.js";
 import type { Address } from "../../lib/xmtp/port.js";
 
 // Airstack faked at its HTTP boundary with the documented response shapes.

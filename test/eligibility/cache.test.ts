@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { withEligibilityCache } from "../../lib/eligibility/cache.js";
 import { EligibilitySourceError, type EligibilityChecker } from "../../lib/eligibility/evaluate.js";
-import type { Rules } from "../../lib/eligibility/rules.js";
+import type { Rules } from "../../lib/shared/rules.js";
 import type { Address } from "../../lib/xmtp/port.js";
 import { testRedis } from "../support/test-app.js";
 

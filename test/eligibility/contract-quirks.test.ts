@@ -5,13 +5,13 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import createRoute from "../../api/create.js";
 import groupRoute from "../../api/groups/[id].js";
 import { setApp } from "../../lib/app.js";
-import { InvalidRequestError } from "../../lib/errors.js";
+import { InvalidRequestError } from "../../lib/shared/errors.js";
 import { createEligibilityChecker, describeRules, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
 import { createOnchainSource } from "../../lib/eligibility/onchain.js";
-import { MAX_UINT256, type Erc20Rule, type Rules } from "../../lib/eligibility/rules.js";
+import { MAX_UINT256, type Erc20Rule, type Rules } from "../../lib/shared/rules.js";
 import type { Address } from "../../lib/xmtp/port.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
-import { freePort } from "../support/redis-server.js";
+import { freePort } from "../../local/redis/redis-server.js";
 import { adminPost } from "../support/requests.js";
 import { ADMIN_KEY, createTestApp, type TestApp } from "../support/test-app.js";
 

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import type { Address as ViemAddress } from "viem";
-import { InvalidRequestError } from "../../lib/errors.js";
+import { InvalidRequestError } from "../../lib/shared/errors.js";
 import { createEligibilityChecker, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
 import { createOnchainSource, POAP_CONTRACT } from "../../lib/eligibility/onchain.js";
-import type { Rules } from "../../lib/eligibility/rules.js";
+import type { Rules } from "../../lib/shared/rules.js";
 import type { Address } from "../../lib/xmtp/port.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
-import { freePort } from "../support/redis-server.js";
+import { freePort } from "../../local/redis/redis-server.js";
 
 let chain: LocalChain;
 let usdc: ViemAddress; // 6 decimals

@@ -1,7 +1,7 @@
 // A separate Node process (one "instance") incrementing a SQLite counter inside durable sessions.
 // argv: JSON {url, token, prefix, dbPath, iterations, crashAt?, crashOnIteration?, leaseTtlMs?, padBytes?, maxRequestBytes?}
 // Prints one JSON line per acknowledged increment: {value, version, before, baseVersion}.
-import { createRedis } from "../../lib/redis.js";
+import { createRedis } from "../../lib/shared/redis.js";
 import { createDurableDatabase, type SessionStep } from "../../lib/xmtp/state/durable-database.js";
 import { createSqliteHolder } from "./sqlite-holder.js";
 

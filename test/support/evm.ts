@@ -4,7 +4,7 @@ import { join } from "node:path";
 import solc from "solc";
 import { createPublicClient, createWalletClient, defineChain, http, type Abi, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { freePort } from "./redis-server.js";
+import { freePort } from "../../local/redis/redis-server.js";
 
 /** Anvil's first well-known account. */
 export const DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80" as const;

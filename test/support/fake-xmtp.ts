@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createMutex } from "../../lib/xmtp/mutex.js";
+import { createMutex } from "../../lib/shared/mutex.js";
 import {
   toXmtpError,
   withErrorMapping,

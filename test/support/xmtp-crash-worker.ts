@@ -3,10 +3,10 @@
 // argv: JSON {@link CrashWorkerArgs}. Prints JSON lines: {"step":…} for each step seen, then {"answer":…} or {"error":…}.
 import { createApp } from "../../lib/app.js";
 import { loadConfig, type Config } from "../../lib/config.js";
-import { decideJoin } from "../../lib/handle-join.js";
-import { silentLogger } from "../../lib/log.js";
-import { addMembers, removeMembers, sendMessage } from "../../lib/operator.js";
-import { createRedis } from "../../lib/redis.js";
+import { decideJoin } from "../../lib/use-cases/decide-join.js";
+import { silentLogger } from "../../lib/shared/log.js";
+import { addMembers, removeMembers, sendMessage } from "../../lib/use-cases/operator.js";
+import { createRedis } from "../../lib/shared/redis.js";
 import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 import type { Address } from "../../lib/xmtp/port.js";
 import { startCuttableProxy } from "./cuttable-proxy.js";

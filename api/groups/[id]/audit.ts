@@ -1,7 +1,7 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
-import { defineRoute, groupIdFromPath, json, readQuery } from "../../../lib/http.js";
-import { AuditQuerySchema, groupAudit } from "../../../lib/operator.js";
+import { defineRoute, groupIdFromPath, json, readQuery } from "../../../lib/http/responses.js";
+import { AuditQuerySchema, groupAudit } from "../../../lib/use-cases/operator.js";
 
 /** `GET /api/groups/:id/audit?offset&limit&type`: join/leave decisions (changes, denials, or all), newest first. */
 export default defineRoute(

@@ -1,7 +1,7 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
-import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../../lib/http.js";
-import { addMembers, AddressesSchema, removeMembers } from "../../../lib/operator.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../../lib/http/responses.js";
+import { addMembers, AddressesSchema, removeMembers } from "../../../lib/use-cases/operator.js";
 
 /** `POST` (add, rules bypassed) and `DELETE` (remove) `/api/groups/:id/members` with `{addresses:[…]}`. */
 export default defineRoute(

@@ -1,7 +1,7 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
-import { defineRoute, groupIdFromPath, json, readJsonBody, readQuery } from "../../../lib/http.js";
-import { listMessages, MessageSchema, MessagesQuerySchema, sendMessage } from "../../../lib/operator.js";
+import { defineRoute, groupIdFromPath, json, readJsonBody, readQuery } from "../../../lib/http/responses.js";
+import { listMessages, MessageSchema, MessagesQuerySchema, sendMessage } from "../../../lib/use-cases/operator.js";
 
 /** `POST /api/groups/:id/messages {text}` (send as the backend) and `GET …?limit&before` (recent messages). */
 export default defineRoute(

@@ -1,11 +1,11 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DependencyUnavailableError } from "../../errors.js";
-import type { Logger } from "../../log.js";
-import { silentLogger, describeError } from "../../log.js";
-import type { Redis } from "../../redis.js";
-import { storeCall } from "../../redis.js";
-import { createMutex } from "../mutex.js";
+import { DependencyUnavailableError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/log.js";
+import { silentLogger, describeError } from "../../shared/log.js";
+import type { Redis } from "../../shared/redis.js";
+import { storeCall } from "../../shared/redis.js";
+import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseNotNeededError, type LeaseOptions } from "./lease.js";
 import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
 import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
@@ -86,7 +86,7 @@ export interface DurableDatabase {
    * @throws {import("./lease.js").LeaseNotNeededError} while waiting, `options.watch` said the session is not needed.
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
-   * @throws {import("../../errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
+   * @throws {import("../../shared/errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
   run<T>(holder: DatabaseHolder, work: () => Promise<T>, options?: RunOptions): Promise<T>;
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { DependencyUnavailableError } from "../../errors.js";
-import type { Redis } from "../../redis.js";
-import { storeCall } from "../../redis.js";
+import { DependencyUnavailableError } from "../../shared/errors.js";
+import type { Redis } from "../../shared/redis.js";
+import { storeCall } from "../../shared/redis.js";
 
 /** A held lease: who holds it (token) and the fencing number taken when it was acquired. */
 export interface Lease {
@@ -65,7 +65,7 @@ export interface LeaseOptions {
  * Acquires the lease (waiting with jittered backoff while another holder has it) and keeps it alive until released.
  * @throws {LeaseTimeoutError} when not acquired within `waitMs`.
  * @throws {LeaseNotNeededError} when the watched key said so while waiting.
- * @throws {import("../../errors.js").StoreUnavailableError} when Redis cannot be reached.
+ * @throws {import("../../shared/errors.js").StoreUnavailableError} when Redis cannot be reached.
  */
 export async function acquireLease(redis: Redis, options: LeaseOptions): Promise<Lease> {
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { CorruptStateError } from "../../errors.js";
+import { CorruptStateError } from "../../shared/errors.js";
 import type { Manifest, ManifestFile } from "./snapshot-store.js";
 
 /**

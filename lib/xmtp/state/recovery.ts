@@ -1,5 +1,5 @@
-import type { Redis } from "../../redis.js";
-import { storeCall } from "../../redis.js";
+import type { Redis } from "../../shared/redis.js";
+import { storeCall } from "../../shared/redis.js";
 import { acquireLease } from "./lease.js";
 import type { RecoveryMarker, SnapshotStore } from "./snapshot-store.js";
 
@@ -35,7 +35,7 @@ export interface RecoveryDeps {
  * no earlier holder can commit, clears the marker, and revokes the broken installation. The next session
  * then starts a new installation. Never runs by itself and refuses to run twice within
  * {@link RECOVERY_COOLDOWN_MS} without `force`, so it cannot loop through the inbox's identity updates.
- * @throws {import("./lease.js").LeaseTimeoutError | import("../../errors.js").StoreUnavailableError}
+ * @throws {import("./lease.js").LeaseTimeoutError | import("../../shared/errors.js").StoreUnavailableError}
  */
 export async function recoverInstallation(deps: RecoveryDeps, options: { force?: boolean } = {}): Promise<RecoveryReport> {
   const now = deps.now ?? (() => new Date());

@@ -1,7 +1,7 @@
 import * as v from "valibot";
-import { CorruptStateError } from "../../errors.js";
-import type { Redis } from "../../redis.js";
-import { storeCall } from "../../redis.js";
+import { CorruptStateError } from "../../shared/errors.js";
+import type { Redis } from "../../shared/redis.js";
+import { storeCall } from "../../shared/redis.js";
 
 /** One file of the database set as stored: its size, whole-file SHA-256 and chunk hashes in order. */
 export interface ManifestFile {
@@ -106,7 +106,7 @@ export interface TransferStats {
 /**
  * The database's versions in Redis: content-addressed chunks (base64 text under their SHA-256),
  * one manifest, the fencing counter, and the needs-recovery marker. Every method may throw
- * {@link import("../../errors.js").StoreUnavailableError}.
+ * {@link import("../../shared/errors.js").StoreUnavailableError}.
  */
 export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { maxRequestBytes?: number } = {}) {
   const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES;

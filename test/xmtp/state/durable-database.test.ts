@@ -2,8 +2,8 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject, describe, expect, it, vi } from "vitest";
-import { CorruptStateError } from "../../../lib/errors.js";
-import { createRedis } from "../../../lib/redis.js";
+import { CorruptStateError } from "../../../lib/shared/errors.js";
+import { createRedis } from "../../../lib/shared/redis.js";
 import { createDurableDatabase, PersistFailedError, type DurableDatabaseOptions } from "../../../lib/xmtp/state/durable-database.js";
 import { createSqliteHolder } from "../../support/sqlite-holder.js";
 

@@ -2,7 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject, describe, expect, it } from "vitest";
-import { createRedis } from "../../../lib/redis.js";
+import { createRedis } from "../../../lib/shared/redis.js";
 import { createDurableDatabase, type SessionStep } from "../../../lib/xmtp/state/durable-database.js";
 import { createSqliteHolder } from "../../support/sqlite-holder.js";
 import { runWorker } from "../../support/spawn-worker.js";

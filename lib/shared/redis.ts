@@ -1,0 +1,37 @@
+import { Redis } from "@upstash/redis";
+import type { Config } from "../config.js";
+import { StoreUnavailableError } from "./errors.js";
+
+export type { Redis } from "@upstash/redis";
+
+/**
+ * An Upstash REST client that hands back raw strings (we parse and validate what we read ourselves).
+ * `plainResponses` turns off Upstash's base64 response encoding, for values that are already ASCII
+ * (base64 snapshot chunks): it saves a third of the bytes on the wire.
+ */
+export function createRedis(config: Pick<Config["redis"], "url" | "token">, options: { plainResponses?: boolean } = {}): Redis {
+  return new Redis({
+    url: config.url,
+    token: config.token,
+    automaticDeserialization: false,
+    enableTelemetry: false,
+    retry: { retries: 2, backoff: (attempt) => 50 * 2 ** attempt },
+    // Accepted by the Node client at runtime (passed to its HttpClient) though missing from its config type.
+    ...(options.plainResponses ? ({ responseEncoding: false } as object) : {}),
+  });
+}
+
+/**
+ * Runs one store operation, turning transport and server failures into {@link StoreUnavailableError}.
+ * Errors we throw on purpose inside `fn` pass through.
+ */
+export async function storeCall<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    // fetch failures are TypeErrors; the client's own are Upstash*Error.
+    const transport = error instanceof TypeError || (error instanceof Error && /^(Upstash|Abort|Timeout)/.test(error.name));
+    if (transport) throw new StoreUnavailableError(`Redis ${operation} failed`, { cause: error });
+    throw error;
+  }
+}

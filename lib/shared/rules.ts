@@ -1,0 +1,207 @@
+import * as v from "valibot";
+import { AddressSchema } from "./address.js";
+import { InvalidRequestError } from "./errors.js";
+import type { Address } from "../xmtp/port.js";
+
+/** Anyone may join. */
+export interface OpenRule {
+  readonly type: "open";
+}
+/** Only the listed wallets may join. */
+export interface AllowlistRule {
+  readonly type: "allowlist";
+  readonly addresses: readonly Address[];
+}
+/** Hold at least `minBalance` whole tokens (decimal string) of an ERC-20. `symbol`/`decimals` are read on chain at create. */
+export interface Erc20Rule {
+  readonly type: "erc20";
+  readonly chainId: number;
+  readonly token: Address;
+  readonly minBalance: string;
+  readonly symbol?: string;
+  readonly decimals?: number;
+}
+/** Hold `minCount` NFTs of a collection, or the one with `tokenId`. `name` is read on chain at create. */
+export interface Erc721Rule {
+  readonly type: "erc721";
+  readonly chainId: number;
+  readonly contract: Address;
+  readonly minCount: number;
+  readonly tokenId?: string;
+  readonly name?: string;
+}
+/** Hold at least `minBalance` of token `tokenId` of an ERC-1155 contract. */
+export interface Erc1155Rule {
+  readonly type: "erc1155";
+  readonly chainId: number;
+  readonly contract: Address;
+  readonly tokenId: string;
+  readonly minBalance: string;
+}
+/** Hold a POAP of the event (the POAP contract on Gnosis, or `chainId` 1 for Ethereum). */
+export interface PoapRule {
+  readonly type: "poap";
+  readonly eventId: number;
+  readonly chainId?: number;
+}
+/** Every sub-rule must pass. */
+export interface AllRule {
+  readonly all: readonly Rules[];
+}
+/** At least one sub-rule must pass. */
+export interface AnyRule {
+  readonly any: readonly Rules[];
+}
+
+/** A leaf rule: one check against one source. */
+export type LeafRule = OpenRule | AllowlistRule | Erc20Rule | Erc721Rule | Erc1155Rule | PoapRule;
+/** A group's gating rules, stored with the group and evaluated on every join. */
+export type Rules = LeafRule | AllRule | AnyRule;
+
+/** Most addresses an allowlist may hold (keeps one group record well under Redis's value limits). */
+export const MAX_ALLOWLIST = 5000;
+/** Deepest nesting of all/any, and most leaves in one rule tree. */
+export const MAX_RULE_DEPTH = 4;
+export const MAX_RULE_LEAVES = 32;
+/** Chains with the POAP contract. */
+export const POAP_CHAINS = [100, 1] as const;
+
+const uint = (what: string) =>
+  v.pipe(v.string(`${what} must be a decimal string`), v.trim(), v.regex(/^\d{1,78}$/, `${what} must be a non-negative whole number written as a decimal string`));
+const chainId = v.pipe(v.number("chainId must be a number"), v.integer("chainId must be an integer"), v.minValue(1, "chainId must be positive"));
+
+const LeafSchema = v.variant(
+  "type",
+  [
+    v.strictObject({ type: v.literal("open") }),
+    v.strictObject({
+      type: v.literal("allowlist"),
+      addresses: v.pipe(
+        v.array(AddressSchema, "must be an array of addresses"),
+        v.minLength(1, "must list at least one address"),
+        v.maxLength(MAX_ALLOWLIST, `must list at most ${MAX_ALLOWLIST} addresses`),
+        v.transform((list) => [...new Set(list)]),
+      ),
+    }),
+    v.strictObject({
+      type: v.literal("erc20"),
+      chainId,
+      token: AddressSchema,
+      minBalance: v.pipe(
+        v.string("minBalance must be a decimal string"),
+        v.trim(),
+        v.regex(/^\d{1,40}(\.\d{1,36})?$/, "minBalance must be a non-negative decimal string, e.g. \"100\" or \"0.5\""),
+      ),
+      symbol: v.optional(v.string()),
+      decimals: v.optional(v.number()),
+    }),
+    v.strictObject({
+      type: v.literal("erc721"),
+      chainId,
+      contract: AddressSchema,
+      minCount: v.optional(v.pipe(v.number("minCount must be a number"), v.integer("minCount must be an integer"), v.minValue(1, "minCount must be at least 1"), v.maxValue(1_000_000)), 1),
+      tokenId: v.optional(uint("tokenId")),
+      name: v.optional(v.string()),
+    }),
+    v.strictObject({
+      type: v.literal("erc1155"),
+      chainId,
+      contract: AddressSchema,
+      tokenId: uint("tokenId"),
+      minBalance: v.optional(uint("minBalance"), "1"),
+    }),
+    v.strictObject({
+      type: v.literal("poap"),
+      eventId: v.pipe(v.number("eventId must be a number"), v.integer("eventId must be an integer"), v.minValue(1, "eventId must be positive")),
+      chainId: v.optional(v.picklist(POAP_CHAINS, "POAP chainId must be 100 (Gnosis) or 1 (Ethereum)")),
+    }),
+  ],
+  "must be a rule: type open, allowlist, erc20, erc721, erc1155 or poap, or {\"all\":[…]} / {\"any\":[…]}",
+);
+
+// Dispatch on the shape so a problem deep inside a tree is reported with its own message and path.
+const hasKey = (input: unknown, key: string) => typeof input === "object" && input !== null && key in input;
+const RuleTreeSchema: v.GenericSchema<unknown, Rules> = v.lazy((input): v.GenericSchema<unknown, Rules> => {
+  if (hasKey(input, "all")) {
+    return v.strictObject({ all: v.pipe(v.array(RuleTreeSchema, "all must be an array of rules"), v.minLength(1, "all must list at least one rule")) });
+  }
+  if (hasKey(input, "any")) {
+    return v.strictObject({ any: v.pipe(v.array(RuleTreeSchema, "any must be an array of rules"), v.minLength(1, "any must list at least one rule")) });
+  }
+  return LeafSchema as v.GenericSchema<unknown, LeafRule>;
+});
+
+/** Depth of all/any nesting (a leaf is 0) and the number of leaves. */
+export function ruleShape(rules: Rules): { depth: number; leaves: number } {
+  if ("all" in rules || "any" in rules) {
+    const children = "all" in rules ? rules.all : rules.any;
+    const shapes = children.map(ruleShape);
+    return { depth: 1 + Math.max(...shapes.map((s) => s.depth)), leaves: shapes.reduce((n, s) => n + s.leaves, 0) };
+  }
+  return { depth: 0, leaves: 1 };
+}
+
+/** Every leaf of a rule tree, in order, with its path in the request body (`rules.any.1`, as valibot names paths). */
+export function leafPaths(rules: Rules, path = "rules"): { leaf: LeafRule; path: string }[] {
+  if ("all" in rules) return rules.all.flatMap((r, i) => leafPaths(r, `${path}.all.${i}`));
+  if ("any" in rules) return rules.any.flatMap((r, i) => leafPaths(r, `${path}.any.${i}`));
+  return [{ leaf: rules, path }];
+}
+
+/** The largest uint256: no token id or balance on an EVM chain is above it. */
+export const MAX_UINT256 = 2n ** 256n - 1n;
+/** Most decimals a token can have: one whole token (10^decimals base units) must fit in a uint256, which has 78 digits. */
+export const MAX_DECIMALS = 77;
+
+/**
+ * Refuses values no chain can hold, which would make a rule nobody meets or one that fails at every join:
+ * a `tokenId` or an ERC-1155 `minBalance` above 2^256 - 1, `decimals` that are not a whole number from 0 to 77.
+ * Run at create and PATCH (by the sources' `prepare`) rather than in {@link RulesSchema}, which also reads
+ * stored groups: a group stored before these checks stays readable.
+ * @throws {InvalidRequestError} naming each offending value with its path.
+ */
+export function checkRuleValues(rules: Rules): void {
+  const issues: { path: string; message: string }[] = [];
+  const uint256 = (value: string | undefined, path: string, what: string) => {
+    if (value !== undefined && BigInt(value) > MAX_UINT256) issues.push({ path, message: `${what} must be at most 2^256 - 1 (a uint256)` });
+  };
+  for (const { leaf, path } of leafPaths(rules)) {
+    if (leaf.type === "erc721") uint256(leaf.tokenId, `${path}.tokenId`, "tokenId");
+    if (leaf.type === "erc1155") {
+      uint256(leaf.tokenId, `${path}.tokenId`, "tokenId");
+      uint256(leaf.minBalance, `${path}.minBalance`, "minBalance");
+    }
+    if (leaf.type === "erc20" && leaf.decimals !== undefined && !(Number.isInteger(leaf.decimals) && leaf.decimals >= 0 && leaf.decimals <= MAX_DECIMALS)) {
+      issues.push({ path: `${path}.decimals`, message: `decimals must be a whole number from 0 to ${MAX_DECIMALS}` });
+    }
+  }
+  const first = issues[0];
+  if (first) throw new InvalidRequestError(`Invalid request: ${first.path}: ${first.message}`, issues);
+}
+
+/** Every leaf of a rule tree, in order. */
+export function leaves(rules: Rules): LeafRule[] {
+  if ("all" in rules) return rules.all.flatMap(leaves);
+  if ("any" in rules) return rules.any.flatMap(leaves);
+  return [rules];
+}
+
+/** Validates rules as an operator sends them: known types, valid addresses and amounts, bounded nesting and size. */
+export const RulesSchema = v.pipe(
+  v.unknown(),
+  // A depth guard before the recursive schema, so a hostile body cannot make validation recurse without end.
+  v.check((raw) => jsonDepth(raw) <= 3 * (MAX_RULE_DEPTH + 2), `must nest all/any at most ${MAX_RULE_DEPTH} deep`),
+  RuleTreeSchema,
+  v.check((rules) => ruleShape(rules).depth <= MAX_RULE_DEPTH, `must nest all/any at most ${MAX_RULE_DEPTH} deep`),
+  v.check((rules) => ruleShape(rules).leaves <= MAX_RULE_LEAVES, `must have at most ${MAX_RULE_LEAVES} rules in all`),
+);
+
+function jsonDepth(value: unknown, depth = 0): number {
+  if (depth > 64 || value === null || typeof value !== "object") return depth;
+  let max = depth;
+  for (const child of Object.values(value)) max = Math.max(max, jsonDepth(child, depth + 1));
+  return max;
+}
+
+/** The rules of a group created without any. */
+export const OPEN_RULES: Rules = { type: "open" };

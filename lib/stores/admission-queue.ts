@@ -1,0 +1,193 @@
+import * as v from "valibot";
+import type { Redis } from "../shared/redis.js";
+import { storeCall } from "../shared/redis.js";
+import type { Address } from "../xmtp/port.js";
+
+/** How an admission ended: the membership outcomes, or "unavailable" (XMTP failed: ask again), or "group-gone". */
+export type AdmissionOutcome = "added" | "already-member" | "not-on-xmtp" | "full" | "refused" | "unavailable" | "group-gone";
+
+/** A wallet waiting to be added to a group. */
+export interface PendingAdmission {
+  readonly address: Address;
+  readonly inboxId: string;
+  /** The door it came through (for the member record and the audit log). */
+  readonly source: "webhook" | "join-page";
+  readonly at: string;
+}
+
+/**
+ * How long an admission may wait to be served: its request gives up after 25 s, and a person who asks again
+ * later is asked again afresh (an admission long forgotten must not add someone the operator removed since).
+ */
+export const MAX_ADMISSION_AGE_MS = 60_000;
+const PENDING_TTL_MS = MAX_ADMISSION_AGE_MS * 2;
+/**
+ * How long an ended admission answers a retry: long enough for a person whose request gave up (after 25 s) to ask
+ * again. A removal forgets it at once (see {@link AdmissionQueue.forget}).
+ */
+const DONE_TTL_MS: Record<AdmissionOutcome, number> = {
+  added: 60_000,
+  "already-member": 60_000,
+  // Answers that a retry should be able to change soon (an inbox made, a place freed, the network back).
+  "not-on-xmtp": 30_000,
+  full: 30_000,
+  refused: 30_000,
+  "group-gone": 30_000,
+  unavailable: 5_000,
+};
+
+const RecordSchema = v.variant("state", [
+  v.object({ state: v.literal("pending"), inboxId: v.string(), source: v.picklist(["webhook", "join-page"]), at: v.string(), atMs: v.number() }),
+  v.object({ state: v.literal("done"), outcome: v.picklist(["added", "already-member", "not-on-xmtp", "full", "refused", "unavailable", "group-gone"]), at: v.string() }),
+]);
+type AdmissionRecord = v.InferOutput<typeof RecordSchema>;
+
+// Queue an admission unless one is waiting already and is not too old (then the caller waits for that one), or
+// one just ended with the wallet in the group (then that is the answer: a retry of a request that gave up).
+// Other ended ones are asked again. ARGV[5]: now, ARGV[6]: the oldest a waiting one may be.
+const ENQUEUE = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, rec = pcall(cjson.decode, cur)
+  if ok and type(rec) == 'table' then
+    if rec.state == 'pending' and tonumber(rec.atMs or 0) >= tonumber(ARGV[5]) - tonumber(ARGV[6]) then return cur end
+    if rec.outcome == 'added' or rec.outcome == 'already-member' then return cur end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+return ARGV[1]
+`;
+
+// End admissions: each record (KEYS[3…]) becomes its outcome and its address (ARGV: group id, then triples of
+// address, record, ttl) leaves the queue; a group whose queue is empty leaves the set of groups to serve.
+const COMPLETE = `
+for i = 3, #KEYS do
+  local a = 2 + (i - 3) * 3
+  redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a + 2])
+  redis.call('LREM', KEYS[1], 1, ARGV[a])
+end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+`;
+
+// Queue entries whose admission (record KEYS[3…], address ARGV[3…]) is no longer waiting (it expired, ended
+// while still in line, or is older than ARGV[2]): out of the way, and a too old one forgotten.
+const DROP = `
+for i = 3, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  local ok, rec = false, nil
+  if cur then ok, rec = pcall(cjson.decode, cur) end
+  local waiting = ok and type(rec) == 'table' and rec.state == 'pending'
+  if not waiting or tonumber(rec.atMs or 0) < tonumber(ARGV[2]) then
+    redis.call('LREM', KEYS[1], 0, ARGV[i])
+    if waiting then redis.call('DEL', KEYS[i]) end
+  end
+end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+`;
+
+// Ended admissions (KEYS) are deleted; waiting ones stay (they are being served now).
+const FORGET = `
+for i = 1, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  if cur and string.find(cur, '"state":"done"', 1, true) then redis.call('DEL', KEYS[i]) end
+end
+return 1
+`;
+
+/**
+ * Admissions waiting for XMTP, per group, in Redis: any instance queues them, whichever holds the XMTP lease
+ * serves them (in shared commits), and each waiting request reads its own outcome. Methods may throw
+ * {@link import("../shared/errors.js").StoreUnavailableError}.
+ */
+export interface AdmissionQueue {
+  /** Queues an admission; answers "queued", or the outcome it already has (see ENQUEUE). */
+  enqueue(groupId: string, admission: Omit<PendingAdmission, "at">): Promise<{ state: "queued" } | { state: "done"; outcome: AdmissionOutcome }>;
+  /** The outcome of the wallet's admission, or null while it waits (or when there is none). */
+  outcome(groupId: string, address: Address): Promise<AdmissionOutcome | null>;
+  /** The key a waiter may watch, and how to read its value (see XmtpPort's `watch`). */
+  watch(groupId: string, address: Address): { key: string; until: (value: string | null) => boolean };
+  /** Groups with admissions waiting. */
+  groups(): Promise<string[]>;
+  /** Up to `max` waiting admissions of a group, first in line first (ones older than {@link MAX_ADMISSION_AGE_MS} are dropped). */
+  take(groupId: string, max: number): Promise<PendingAdmission[]>;
+  /** Ends admissions with their outcomes (each ends once: a later retry reads it). */
+  complete(groupId: string, results: readonly { address: Address; outcome: AdmissionOutcome }[]): Promise<void>;
+  /** Forgets how these wallets' admissions ended (they were removed: "added" is no longer the answer). */
+  forget(groupId: string, addresses: readonly Address[]): Promise<void>;
+}
+
+/** An admission queue under `keyPrefix`. */
+export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): AdmissionQueue {
+  const recordKey = (groupId: string, address: string) => `${keyPrefix}:adm:${groupId}:${address}`;
+  const queueKey = (groupId: string) => `${keyPrefix}:adm:q:${groupId}`;
+  const groupsKey = `${keyPrefix}:adm:groups`;
+  const read = (raw: unknown): AdmissionRecord | null => {
+    if (typeof raw !== "string") return null;
+    try {
+      const parsed = v.safeParse(RecordSchema, JSON.parse(raw));
+      return parsed.success ? parsed.output : null;
+    } catch {
+      return null;
+    }
+  };
+  const outcomeOf = (raw: unknown): AdmissionOutcome | null => {
+    const rec = read(raw);
+    return rec?.state === "done" ? rec.outcome : null;
+  };
+  return {
+    async enqueue(groupId, { address, inboxId, source }) {
+      const at = now();
+      const record: AdmissionRecord = { state: "pending", inboxId, source, at: at.toISOString(), atMs: at.getTime() };
+      const reply = await storeCall("queue admission", () =>
+        redis.eval<string[], string>(
+          ENQUEUE,
+          [recordKey(groupId, address), queueKey(groupId), groupsKey],
+          [JSON.stringify(record), String(PENDING_TTL_MS), address, groupId, String(at.getTime()), String(MAX_ADMISSION_AGE_MS)],
+        ),
+      );
+      const outcome = outcomeOf(reply);
+      return outcome ? { state: "done", outcome } : { state: "queued" };
+    },
+    outcome: async (groupId, address) => outcomeOf(await storeCall("read admission", () => redis.get<string>(recordKey(groupId, address)))),
+    watch: (groupId, address) => ({ key: recordKey(groupId, address), until: (value) => outcomeOf(value) !== null }),
+    groups: async () => (await storeCall("list admission groups", () => redis.smembers(groupsKey))).map(String),
+    async take(groupId, max) {
+      const addresses = (await storeCall("read admission queue", () => redis.lrange<string>(queueKey(groupId), 0, max - 1))).map(String);
+      if (addresses.length === 0) return [];
+      const records = await storeCall("read admissions", () => redis.mget<(string | null)[]>(...addresses.map((a) => recordKey(groupId, a))));
+      const seen = new Set<string>();
+      const stale: string[] = [];
+      const oldest = now().getTime() - MAX_ADMISSION_AGE_MS;
+      const waiting = addresses.flatMap((address, i) => {
+        const rec = read(records[i]);
+        const live = rec?.state === "pending" && rec.atMs >= oldest;
+        if (!live) stale.push(address);
+        if (rec?.state !== "pending" || !live || seen.has(address)) return [];
+        seen.add(address);
+        return [{ address: address as Address, inboxId: rec.inboxId, source: rec.source, at: rec.at }];
+      });
+      if (stale.length > 0) {
+        await storeCall("drop stale admissions", () =>
+          redis.eval(DROP, [queueKey(groupId), groupsKey, ...stale.map((a) => recordKey(groupId, a))], [groupId, String(oldest), ...stale]),
+        );
+      }
+      return waiting;
+    },
+    async complete(groupId, results) {
+      const at = now().toISOString();
+      if (results.length === 0) return;
+      const args = results.flatMap(({ address, outcome }) => [address, JSON.stringify({ state: "done", outcome, at }), String(DONE_TTL_MS[outcome])]);
+      await storeCall("end admissions", () =>
+        redis.eval(COMPLETE, [queueKey(groupId), groupsKey, ...results.map((r) => recordKey(groupId, r.address))], [groupId, ...args]),
+      );
+    },
+    async forget(groupId, addresses) {
+      if (addresses.length === 0) return;
+      await storeCall("forget admissions", () => redis.eval(FORGET, addresses.map((a) => recordKey(groupId, a)), []));
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import * as v from "valibot";
+import type { Redis } from "../shared/redis.js";
+import { storeCall } from "../shared/redis.js";
+
+/** Entries kept per group; older ones fall off. */
+export const AUDIT_LOG_CAP = 1000;
+
+/** One decision about a wallet and a group. */
+export interface AuditEntry {
+  readonly at: string;
+  /** Which door the request came through. */
+  readonly source: "webhook" | "operator" | "join-page" | "reverify";
+  readonly action: "join" | "add" | "remove";
+  readonly address: string;
+  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp";
+  readonly reason?: string;
+}
+
+const AuditEntrySchema = v.object({
+  at: v.string(),
+  source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
+  action: v.picklist(["join", "add", "remove"]),
+  address: v.string(),
+  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp"]),
+  reason: v.optional(v.string()),
+});
+
+/**
+ * Which entries a listing shows: "changes" (who got in or out, already-member answers, and errors), "denials"
+ * (wallets turned away), or both, merged newest first.
+ */
+export type AuditKind = "changes" | "denials" | "all";
+
+/** Outcomes kept apart from the rest: a flood of wallets the rules turn away cannot push real history out. */
+const DENIALS: ReadonlySet<AuditEntry["outcome"]> = new Set(["denied", "not-on-xmtp"]);
+
+/** Capped, newest-first logs of decisions per group: one for changes, one for denials (each keeps its last {@link AUDIT_LOG_CAP}). */
+export interface AuditLog {
+  /** Appends an entry (stamped now) to its log. @throws {import("../shared/errors.js").StoreUnavailableError} */
+  append(groupId: string, entry: Omit<AuditEntry, "at">): Promise<void>;
+  /** Appends several entries, in order, in one round trip. @throws {import("../shared/errors.js").StoreUnavailableError} */
+  appendMany(groupId: string, entries: readonly Omit<AuditEntry, "at">[]): Promise<void>;
+  /** Entries newest first; malformed entries are skipped. @throws {import("../shared/errors.js").StoreUnavailableError} */
+  list(groupId: string, options: { offset: number; limit: number; kind?: AuditKind }): Promise<{ entries: AuditEntry[]; total: number }>;
+}
+
+/** An audit log in Redis lists under `keyPrefix`. */
+export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): AuditLog {
+  const key = (groupId: string, kind: Exclude<AuditKind, "all">) => `${keyPrefix}:audit:${kind === "denials" ? "denials:" : ""}${groupId}`;
+  const read = async (groupId: string, kind: Exclude<AuditKind, "all">, from: number, count: number) => {
+    const [lines, total] = await storeCall("list audit", () =>
+      Promise.all([redis.lrange<string>(key(groupId, kind), from, from + count - 1), redis.llen(key(groupId, kind))]),
+    );
+    return { entries: lines.flatMap(parseLine), total };
+  };
+  const log: AuditLog = {
+    append: (groupId, entry) => log.appendMany(groupId, [entry]),
+    async appendMany(groupId, entries) {
+      if (entries.length === 0) return;
+      const at = now().toISOString();
+      const tx = redis.multi();
+      const lists = new Set<string>();
+      for (const entry of entries) {
+        const list = key(groupId, DENIALS.has(entry.outcome) ? "denials" : "changes");
+        lists.add(list);
+        tx.lpush(list, JSON.stringify({ at, ...entry }));
+      }
+      for (const list of lists) tx.ltrim(list, 0, AUDIT_LOG_CAP - 1);
+      await storeCall("append audit", () => tx.exec());
+    },
+    async list(groupId, { offset, limit, kind = "all" }) {
+      if (kind !== "all") return read(groupId, kind, offset, limit);
+      // Both logs are newest first: the first offset+limit of each hold the merged page.
+      const [changes, denials] = await Promise.all([read(groupId, "changes", 0, offset + limit), read(groupId, "denials", 0, offset + limit)]);
+      const merged = [...changes.entries, ...denials.entries].sort((a, b) => b.at.localeCompare(a.at));
+      return { entries: merged.slice(offset, offset + limit), total: changes.total + denials.total };
+    },
+  };
+  return log;
+}
+
+function parseLine(line: unknown): AuditEntry[] {
+  try {
+    const parsed = v.safeParse(AuditEntrySchema, typeof line === "string" ? JSON.parse(line) : line);
+    if (!parsed.success) return [];
+    const { reason, ...rest } = parsed.output;
+    return [reason === undefined ? rest : { ...rest, reason }];
+  } catch {
+    // A line that is not JSON is skipped rather than failing the whole page.
+    return [];
+  }
+}

@@ -1,0 +1,82 @@
+import type { Redis } from "../shared/redis.js";
+import { storeCall } from "../shared/redis.js";
+
+/** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
+export type MemberVia = "webhook" | "join-page" | "operator";
+
+/** A member as this backend recorded it. */
+export interface MemberRecord {
+  readonly address: string;
+  readonly joinedAt: string;
+  readonly via: MemberVia;
+}
+
+/**
+ * How a record is written: "replace" (they were just added: this is how they joined), "keep" (already a member:
+ * an existing record stays as it is), or "exempt" (the operator vouches for them: via becomes "operator",
+ * an existing join time stays).
+ */
+export type RecordMode = "replace" | "keep" | "exempt";
+
+/** Who joined each group, when and how (a Redis hash per group). Methods may throw StoreUnavailableError. */
+export interface MemberStore {
+  /** Records a member (see {@link RecordMode}). */
+  record(groupId: string, address: string, via: MemberVia, mode: RecordMode): Promise<void>;
+  /** Records several members in one round trip. */
+  recordMany(groupId: string, records: readonly { address: string; via: MemberVia; mode: RecordMode }[]): Promise<void>;
+  remove(groupId: string, addresses: readonly string[]): Promise<void>;
+  list(groupId: string): Promise<MemberRecord[]>;
+  count(groupId: string): Promise<number>;
+}
+
+// The operator's add: via "operator", keeping the time they first joined if they were already recorded.
+const EXEMPT = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local joinedAt = ARGV[2]
+if cur then
+  local ok, rec = pcall(cjson.decode, cur)
+  if ok and type(rec) == 'table' and type(rec.joinedAt) == 'string' then joinedAt = rec.joinedAt end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({joinedAt = joinedAt, via = 'operator'}))
+return 1
+`;
+
+/** A member store under `keyPrefix`. */
+export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Date = () => new Date()): MemberStore {
+  const key = (groupId: string) => `${keyPrefix}:members:${groupId}`;
+  const store: MemberStore = {
+    record: (groupId, address, via, mode) => store.recordMany(groupId, [{ address, via, mode }]),
+    async recordMany(groupId, records) {
+      if (records.length === 0) return;
+      const at = now().toISOString();
+      const pipe = redis.pipeline();
+      for (const { address, via, mode } of records) {
+        const fresh = JSON.stringify({ joinedAt: at, via });
+        if (mode === "replace") pipe.hset(key(groupId), { [address]: fresh });
+        else if (mode === "keep") pipe.hsetnx(key(groupId), address, fresh);
+        else pipe.eval(EXEMPT, [key(groupId)], [address, at]);
+      }
+      await storeCall("record members", () => pipe.exec());
+    },
+    async remove(groupId, addresses) {
+      if (addresses.length > 0) await storeCall("remove members", () => redis.hdel(key(groupId), ...addresses));
+    },
+    async list(groupId) {
+      const reply: unknown = await storeCall("list members", () => redis.hgetall(key(groupId)));
+      // Without automatic deserialization the client hands back HGETALL's flat [field, value, …] array.
+      const pairs: [string, unknown][] = Array.isArray(reply)
+        ? Array.from({ length: reply.length / 2 }, (_, i) => [String(reply[2 * i]), reply[2 * i + 1]])
+        : Object.entries((reply ?? {}) as Record<string, unknown>);
+      return pairs.flatMap(([address, raw]) => {
+        try {
+          const parsed = (typeof raw === "string" ? JSON.parse(raw) : raw) as { joinedAt: string; via: MemberVia };
+          return [{ address, joinedAt: parsed.joinedAt, via: parsed.via }];
+        } catch {
+          return [];
+        }
+      });
+    },
+    count: (groupId) => storeCall("count members", () => redis.hlen(key(groupId))),
+  };
+  return store;
+}

@@ -1,0 +1,104 @@
+import * as v from "valibot";
+import { AddressSchema } from "../shared/address.js";
+import type { Config } from "../config.js";
+import type { EligibilityChecker } from "../eligibility/evaluate.js";
+import { enforceLimit, type RateLimiter } from "../stores/rate-limits.js";
+import { RateLimitedError, UnauthorizedError } from "../shared/errors.js";
+import type { AuditEntry } from "../stores/audit-log.js";
+import { isValidWebhookToken } from "../services/webhook-token.js";
+import type { GroupRegistry } from "../stores/registry.js";
+import { admit, type AdmissionDeps } from "../membership/membership.js";
+import { ADMIT_DENIAL_REASONS } from "../membership/admit-batch.js";
+import type { Address } from "../xmtp/port.js";
+
+/** The body the link service posts to the webhook. */
+export const JoinRequestSchema = v.object({
+  groupLinkId: v.pipe(v.string("must be a string"), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(128)),
+  topic: v.pipe(v.string("must be a string"), v.trim(), v.regex(/^[0-9a-f]{1,128}$/i, "must be a group id (hex)")),
+  walletAddress: AddressSchema,
+});
+
+/** A validated join request. */
+export type JoinRequest = v.InferOutput<typeof JoinRequestSchema>;
+
+/** The answer the link service shows the person. */
+export type JoinDecision = { readonly status: "SUCCESS" } | { readonly status: "DENIED"; readonly reason: string };
+
+/** Reason shown when the link does not lead to a group this backend runs. */
+export const INACTIVE_LINK_REASON = "This group link is not active";
+
+/** What deciding a join needs. */
+export interface JoinDeps extends AdmissionDeps {
+  readonly config: { readonly webhookSecret: string; readonly rateLimits: Config["rateLimits"] };
+  readonly rateLimiter: RateLimiter;
+  readonly registry: GroupRegistry;
+  readonly eligibility: EligibilityChecker;
+}
+
+/**
+ * Checks the webhook token for the request's group, then decides the join (see {@link decideJoin}).
+ * @throws {UnauthorizedError} when the token is missing or not the group's.
+ * @throws {import("../shared/errors.js").RateLimitedError} over the per-wallet or per-group limit (429).
+ */
+export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, token: string | null): Promise<JoinDecision> {
+  if (!token || !isValidWebhookToken(deps.config.webhookSecret, request.topic.toLowerCase(), token)) {
+    throw new UnauthorizedError("Missing or invalid webhook token");
+  }
+  // Per wallet within the group, not per IP: every webhook call comes from the link service's few addresses, and
+  // a webhook URL leaked for one group must not lock a wallet out of the others.
+  const groupId = request.topic.toLowerCase();
+  await enforceLimit(deps.rateLimiter, "webhookPerWallet", `${groupId}:${request.walletAddress}`);
+  return decideJoin(deps, { groupId, address: request.walletAddress, serviceLinkId: request.groupLinkId }, "webhook");
+}
+
+/**
+ * Decides whether a wallet joins a group and, if so, adds it: group active (and, through a link
+ * service, its current link)? eligible? within the group's admission budget? on XMTP? already a member?
+ * room left? The rules are checked here, side by side with every other request; the XMTP part is an admission
+ * served with others in shared commits (see {@link admit}). Every decision, and every failure, is written to the
+ * group's audit log. Callers check their own credentials first; `beforeAdmit` runs once everything but XMTP has
+ * passed (the join page uses its nonce there).
+ * @throws {import("../shared/errors.js").RateLimitedError} over the group's admission budget (429; only eligible wallets count).
+ * @throws {import("../xmtp/port.js").XmtpUnavailableError} XMTP could not be reached; the person may retry (503).
+ * @throws {import("../shared/errors.js").StoreUnavailableError} Redis could not be reached (503).
+ */
+export async function decideJoin(
+  deps: JoinDeps,
+  request: { groupId: string; address: Address; serviceLinkId?: string },
+  source: AuditEntry["source"],
+  beforeAdmit?: () => Promise<void>,
+): Promise<JoinDecision> {
+  const { groupId, address } = request;
+  const group = await deps.registry.get(groupId);
+  const staleServiceLink = request.serviceLinkId !== undefined && group?.linkId !== request.serviceLinkId;
+  if (!group || group.state !== "active" || staleServiceLink) {
+    // Nothing to audit against: the group is not ours or the link is stale.
+    return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+  }
+  const audit = (outcome: AuditEntry["outcome"], reason?: string) =>
+    deps.audit.append(groupId, { source, action: "join", address, outcome, ...(reason ? { reason } : {}) });
+
+  try {
+    const eligibility = await deps.eligibility.check(group.rules, address, groupId);
+    if (!eligibility.eligible) {
+      await audit("denied", eligibility.reason);
+      return { status: "DENIED", reason: eligibility.reason };
+    }
+    // Charged here, not on arrival: wallets the rules turn away cannot use up the group's budget.
+    await enforceLimit(deps.rateLimiter, "admissionsPerGroup", groupId);
+    await beforeAdmit?.();
+    // The member record and the audit entry of a served admission are written by whoever served it.
+    const outcome = await admit(deps, { groupId, address, source: source === "join-page" ? "join-page" : "webhook" });
+    deps.logger.info("join_decided", { groupId, outcome });
+    if (outcome === "added" || outcome === "already-member") return { status: "SUCCESS" };
+    if (outcome === "group-gone") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
+    const reason = ADMIT_DENIAL_REASONS[outcome];
+    // Decided before any queue: nobody else records it.
+    if (outcome === "not-on-xmtp") await audit("not-on-xmtp", reason);
+    return { status: "DENIED", reason };
+  } catch (error) {
+    if (error instanceof RateLimitedError || error instanceof UnauthorizedError) throw error;
+    await audit("error", error instanceof Error ? error.name : "unknown").catch(() => undefined);
+    throw error;
+  }
+}

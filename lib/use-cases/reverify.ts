@@ -1,0 +1,185 @@
+import * as v from "valibot";
+import type { EligibilityChecker } from "../eligibility/evaluate.js";
+import { EligibilitySourceError } from "../eligibility/evaluate.js";
+import type { MemberStore } from "../stores/members.js";
+import type { GroupRegistry } from "../stores/registry.js";
+import type { Logger } from "../shared/log.js";
+import { describeError } from "../shared/log.js";
+import { removeMembers, type OperatorDeps } from "./operator.js";
+import type { Redis } from "../shared/redis.js";
+import { storeCall } from "../shared/redis.js";
+import type { Address } from "../xmtp/port.js";
+
+/** Bounds of one re-verification run (a Vercel cron invocation must finish within maxDuration). */
+export interface ReverifyLimits {
+  readonly groupsPerRun: number;
+  readonly checksPerRun: number;
+  readonly removalsPerGroup: number;
+  /** No new check or removal starts once this much time has passed (the function may run 60 s). */
+  readonly timeBudgetMs: number;
+}
+
+/** Defaults: 20 groups, 500 checks, 10 removals per group, 40 s per run. */
+export const DEFAULT_REVERIFY_LIMITS: ReverifyLimits = { groupsPerRun: 20, checksPerRun: 500, removalsPerGroup: 10, timeBudgetMs: 40_000 };
+
+/** Members checked side by side: each check is a few JSON-RPC reads. */
+const CHECK_CONCURRENCY = 4;
+
+/** What a run did (or, dry, would do). */
+export interface ReverifyReport {
+  readonly dryRun: boolean;
+  readonly groupsChecked: number;
+  readonly membersChecked: number;
+  readonly removed: { groupId: string; address: string; reason: string }[];
+  /** Members whose holdings could not be read: kept, checked again next time. */
+  readonly skipped: { groupId: string; address: string }[];
+  /** Groups that failed (XMTP, a record that does not parse, …): recorded, passed over, tried again next round. */
+  readonly failedGroups: { groupId: string; error: string }[];
+  /** Members over the per-group removal cap this run: removed by a later run. */
+  readonly deferred: number;
+  /** Why the run ended: every group of its share done, or a bound reached (the next run resumes there). */
+  readonly stoppedBy: "done" | "time" | "checks";
+  /** Where the next run starts: the group's position (0 = from the newest group again) and, mid-group, the last member checked. */
+  readonly nextCursor: number;
+  readonly nextAfter: string | null;
+}
+
+/** What re-verification needs. */
+export interface ReverifyDeps extends OperatorDeps {
+  readonly redis: Redis;
+  readonly config: OperatorDeps["config"] & { readonly redis: { readonly keyPrefix: string } };
+  readonly registry: GroupRegistry;
+  readonly members: MemberStore;
+  readonly eligibility: OperatorDeps["eligibility"] & EligibilityChecker;
+  readonly logger: Logger;
+}
+
+// Mid-group, the last address checked (members are taken in address order): removals in between cannot shift it.
+const CursorSchema = v.object({ group: v.pipe(v.number(), v.integer(), v.minValue(0)), after: v.nullable(v.string()) });
+type Cursor = v.InferOutput<typeof CursorSchema>;
+
+/**
+ * Re-checks members who joined through the rules against their group's current rules and removes those who no
+ * longer qualify (operator-added members and the backend are exempt). Bounded per run (groups, checks, removals,
+ * time); the cursor is saved after every group (and where a group was left midway), so a run killed at the
+ * function's limit loses nothing; a source failure keeps the member; a group that fails is recorded and passed
+ * over; every removal is audited with its reason.
+ * @throws {import("../shared/errors.js").StoreUnavailableError} Redis could not be reached (the cursor is where it was).
+ */
+export async function reverifyMembers(
+  deps: ReverifyDeps,
+  options: { dryRun: boolean; limits?: Partial<ReverifyLimits>; now?: () => number },
+): Promise<ReverifyReport> {
+  const limits = { ...DEFAULT_REVERIFY_LIMITS, ...options.limits };
+  const now = options.now ?? Date.now;
+  const started = now();
+  const overTime = () => now() - started >= limits.timeBudgetMs;
+  const cursorKey = `${deps.config.redis.keyPrefix}:reverify:cursor`;
+  const cursor = await readCursor(deps.redis, cursorKey);
+  const { groupIds, total } = await deps.registry.list({ offset: cursor.group, limit: limits.groupsPerRun });
+  const report = {
+    dryRun: options.dryRun,
+    groupsChecked: 0,
+    membersChecked: 0,
+    removed: [] as ReverifyReport["removed"],
+    skipped: [] as ReverifyReport["skipped"],
+    failedGroups: [] as ReverifyReport["failedGroups"],
+    deferred: 0,
+    stoppedBy: "done" as ReverifyReport["stoppedBy"],
+  };
+  const save = async (group: number, after: string | null) => {
+    const next: Cursor = { group: group >= total ? 0 : group, after };
+    if (!options.dryRun) await storeCall("write cursor", () => deps.redis.set(cursorKey, JSON.stringify(next)));
+    return { nextCursor: next.group, nextAfter: next.after };
+  };
+
+  let position = { nextCursor: cursor.group, nextAfter: cursor.after };
+  for (const [i, groupId] of groupIds.entries()) {
+    const index = cursor.group + i;
+    if (overTime()) {
+      report.stoppedBy = "time";
+      break;
+    }
+    if (report.membersChecked >= limits.checksPerRun) {
+      report.stoppedBy = "checks";
+      break;
+    }
+    const after = i === 0 ? cursor.after : null;
+    let stoppedAfter: string | null = null;
+    try {
+      const group = await deps.registry.get(groupId);
+      if (group?.state === "active") {
+        report.groupsChecked++;
+        const members = (await deps.members.list(groupId))
+          .filter((m) => m.via !== "operator" && (after === null || m.address > after))
+          .map((m) => m.address as Address)
+          .sort();
+        const toRemove: { address: Address; reason: string }[] = [];
+        let next = 0;
+        while (next < members.length) {
+          if (overTime() || report.membersChecked >= limits.checksPerRun) {
+            stoppedAfter = members[next - 1] ?? after;
+            report.stoppedBy = overTime() ? "time" : "checks";
+            break;
+          }
+          const batch = members.slice(next, next + Math.min(CHECK_CONCURRENCY, limits.checksPerRun - report.membersChecked));
+          report.membersChecked += batch.length;
+          next += batch.length;
+          const answers = await Promise.all(
+            batch.map(async (address) => {
+              try {
+                return { address, answer: await deps.eligibility.check(group.rules, address) };
+              } catch (error) {
+                if (error instanceof EligibilitySourceError) return { address, answer: null };
+                throw error;
+              }
+            }),
+          );
+          for (const { address, answer } of answers) {
+            if (answer === null) report.skipped.push({ groupId, address });
+            else if (!answer.eligible) toRemove.push({ address, reason: answer.reason });
+          }
+        }
+        const removeNow = toRemove.slice(0, limits.removalsPerGroup);
+        report.deferred += toRemove.length - removeNow.length;
+        if (!options.dryRun) {
+          const byReason = new Map<string, Address[]>();
+          for (const r of removeNow) byReason.set(r.reason, [...(byReason.get(r.reason) ?? []), r.address]);
+          for (const [reason, addresses] of byReason) await removeMembers(deps, groupId, addresses, "reverify", reason);
+        }
+        report.removed.push(...removeNow.map((r) => ({ groupId, ...r })));
+      }
+    } catch (error) {
+      // One group that cannot be checked (gone on XMTP, a corrupt record, …) must not stall every later group.
+      report.failedGroups.push({ groupId, error: error instanceof Error ? error.name : "Error" });
+      deps.logger.error("reverify_group_failed", { groupId, error: describeError(error) });
+    }
+    const midGroup = report.stoppedBy !== "done";
+    position = midGroup ? await save(index, stoppedAfter) : await save(index + 1, null);
+    if (midGroup) break;
+  }
+  if (report.stoppedBy === "done" && groupIds.length === 0) position = await save(total, null);
+  deps.logger.info("reverify_run", {
+    dryRun: options.dryRun,
+    groups: report.groupsChecked,
+    checked: report.membersChecked,
+    removed: report.removed.length,
+    skipped: report.skipped.length,
+    failed: report.failedGroups.length,
+    stoppedBy: report.stoppedBy,
+  });
+  return { ...report, ...position };
+}
+
+async function readCursor(redis: Redis, key: string): Promise<Cursor> {
+  const raw = await storeCall("read cursor", () => redis.get<string>(key));
+  if (typeof raw !== "string") return { group: 0, after: null };
+  // Older runs stored the group position alone.
+  if (/^\d+$/.test(raw)) return { group: Number(raw), after: null };
+  try {
+    const parsed = v.safeParse(CursorSchema, JSON.parse(raw));
+    return parsed.success ? parsed.output : { group: 0, after: null };
+  } catch {
+    return { group: 0, after: null };
+  }
+}

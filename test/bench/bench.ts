@@ -1,0 +1,441 @@
+import { randomBytes, randomInt } from "node:crypto";
+import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createRedis } from "../../lib/shared/redis.js";
+import { createDurableDatabase, type DatabaseHolder } from "../../lib/xmtp/state/durable-database.js";
+import { acquireLease } from "../../lib/xmtp/state/lease.js";
+import { createEligibilityService } from "../../lib/eligibility/service.js";
+import { POAP_CONTRACT } from "../../lib/eligibility/onchain.js";
+import { startLocalChain } from "../support/evm.js";
+import { startRedisServer } from "../../local/redis/redis-server.js";
+import { runWorker } from "../support/spawn-worker.js";
+import { startUpstashBridge } from "../../local/redis/upstash-bridge.js";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { createApp } from "../../lib/app.js";
+import { loadConfig } from "../../lib/config.js";
+import { createGroup } from "../../lib/use-cases/create-group.js";
+import { issueChallenge, joinWithSignature, loadJoinPage } from "../../lib/use-cases/sign-in-join.js";
+import { renderJoinPage } from "../../lib/http/join-page-html.js";
+import { createSignatureVerifier } from "../../lib/services/signature-verifier.js";
+import { silentLogger } from "../../lib/shared/log.js";
+import { createWalletSigner } from "../../lib/xmtp/signer.js";
+import { FakeXmtpNetwork } from "../support/fake-xmtp.js";
+import { createPerson } from "../support/xmtp-people.js";
+import { ensureLocalXmtpNode, nodeHealth, nodeRequest } from "../../local/xmtp-node/launcher.js";
+import { decideJoin } from "../../lib/use-cases/decide-join.js";
+import { addMembers, sendMessage } from "../../lib/use-cases/operator.js";
+import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
+
+// `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
+// Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
+// launch (crowds joining at once).
+// The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
+const only = process.argv[2]?.split(",");
+const want = (section: string) => !only || only.includes(section);
+const PAGE = 4096;
+const server = await startRedisServer();
+const bridge = await startUpstashBridge(server.url);
+const upstash = { url: bridge.url, token: bridge.token };
+const redis = createRedis(upstash, { plainResponses: true });
+const noHandle: DatabaseHolder = { release: async () => {}, discard: async () => {} };
+const ms = (t: number) => `${t.toFixed(0)} ms`;
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MB`;
+const time = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
+  const t = performance.now();
+  const r = await fn();
+  return [performance.now() - t, r];
+};
+const instance = async (prefix: string) => {
+  const dbPath = join(await mkdtemp(join(tmpdir(), "bench-")), "x.db3");
+  return { dbPath, durable: createDurableDatabase({ redis, keyPrefix: prefix, dbPath, persistBudgetMs: 120_000 }) };
+};
+const changePages = async (path: string, pages: number, totalPages: number) => {
+  const fh = await open(path, "r+");
+  for (let i = 0; i < pages; i++) await fh.write(randomBytes(PAGE), 0, PAGE, randomInt(totalPages) * PAGE);
+  await fh.close();
+};
+
+const rows: string[][] = [];
+for (const sizeMb of want("durable") ? [1, 20, 100] : []) {
+  const prefix = `bench${sizeMb}-${Date.now()}`;
+  const totalPages = (sizeMb * 1024 * 1024) / PAGE;
+  const a = await instance(prefix);
+  // First commit: the whole file goes up (the baseline a non-chunked design pays on every persist).
+  const [fullMs] = await time(() => a.durable.run(noHandle, () => writeFile(a.dbPath, randomBytes(sizeMb * 1024 * 1024))));
+  const fullBytes = a.durable.store.stats.bytesUploaded;
+
+  const b = await instance(prefix);
+  const [coldMs] = await time(() => b.durable.run(noHandle, async () => {}));
+  const coldBytes = b.durable.store.stats.bytesDownloaded;
+  await b.durable.run(noHandle, async () => {});
+  const warmBytes = b.durable.store.stats.bytesDownloaded - coldBytes;
+
+  for (const [label, pages] of [
+    ["1 page", 1],
+    ["1 % of pages", Math.ceil(totalPages / 100)],
+    ["10 % of pages", Math.ceil(totalPages / 10)],
+  ] as const) {
+    const up0 = b.durable.store.stats.bytesUploaded;
+    const [persistMs] = await time(() => b.durable.run(noHandle, () => changePages(b.dbPath, pages, totalPages)));
+    const up = b.durable.store.stats.bytesUploaded - up0;
+    rows.push([`${sizeMb} MB`, `persist after ${label}`, ms(persistMs), mb(up), `${((up / fullBytes) * 100).toFixed(1)} % of whole-file upload (${ms(fullMs)})`]);
+  }
+  // The instance that fell behind fetches only what changed.
+  const d0 = a.durable.store.stats.bytesDownloaded;
+  const [staleMs] = await time(() => a.durable.run(noHandle, async () => {}));
+  rows.push([`${sizeMb} MB`, "whole-file upload (first commit)", ms(fullMs), mb(fullBytes), ""]);
+  rows.push([`${sizeMb} MB`, "cold restore", ms(coldMs), mb(coldBytes), ""]);
+  rows.push([`${sizeMb} MB`, "warm start", "", mb(warmBytes), "downloaded"]);
+  rows.push([`${sizeMb} MB`, "stale by 3 versions, catch up", ms(staleMs), mb(a.durable.store.stats.bytesDownloaded - d0), "downloaded"]);
+  await rm(a.dbPath, { force: true });
+  await rm(b.dbPath, { force: true });
+  await redis.flushdb();
+}
+
+// Lease round trips.
+if (want("lease")) {
+  const latencies: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const [t, lease] = await time(() => acquireLease(redis, { leaseKey: "bench:lease", fenceKey: "bench:fence", ttlMs: 5000, waitMs: 1000 }));
+    const [r] = await time(() => lease.release());
+    latencies.push(t + r);
+  }
+  latencies.sort((x, y) => x - y);
+  rows.push(["-", "lease acquire+release", `p50 ${latencies[100]!.toFixed(2)} ms, p95 ${latencies[190]!.toFixed(2)} ms`, "", "200 rounds"]);
+}
+
+// Back-to-back sessions from 4 processes (real SQLite counter, each process its own directory).
+if (want("processes")) {
+  const prefix = `benchp-${Date.now()}`;
+  const perProcess = 25;
+  const [wallMs, results] = await time(() =>
+    Promise.all(
+      Array.from({ length: 4 }, async () =>
+        runWorker({ ...upstash, prefix, dbPath: join(await mkdtemp(join(tmpdir(), "benchp-")), "x.db3"), iterations: perProcess, leaseTtlMs: 5000 }),
+      ),
+    ),
+  );
+  const sessions = results.reduce((n, r) => n + r.acks.length, 0);
+  rows.push(["-", "4 processes, back-to-back sessions", `${((sessions / wallMs) * 1000).toFixed(1)} sessions/s`, "", `${sessions} sessions in ${ms(wallMs)} (incl. process start)`]);
+}
+
+// Eligibility: a 5-leaf rule against a real local EVM (anvil), with and without the Redis cache.
+if (want("eligibility")) {
+  const chain = await startLocalChain(100);
+  const usdc = await chain.deploy("TestERC20", ["USD Coin", "USDC", 6]);
+  const dai = await chain.deploy("TestERC20", ["Dai", "DAI", 18]);
+  const nft = await chain.deploy("TestERC721", ["Cool Cats"]);
+  const multi = await chain.deploy("TestERC1155");
+  await chain.placeAt(POAP_CONTRACT, "TestPoap");
+  let rpcRequests = 0;
+  const counting: typeof fetch = (input, init) => {
+    rpcRequests++;
+    return fetch(input, init);
+  };
+  const config = { provider: "onchain" as const, rpcUrls: new Map([[100, chain.url]]), airstackApiKey: null };
+  const uncached = createEligibilityService({ ...config, cacheTtlSeconds: 0 }, redis, "benchelig", counting);
+  const cached = createEligibilityService({ ...config, cacheTtlSeconds: 60 }, redis, "benchelig", counting);
+  const lower = (a: string) => a.toLowerCase() as `0x${string}`;
+  const rules = await uncached.prepare({
+    all: [
+      { type: "erc20", chainId: 100, token: lower(usdc), minBalance: "1" },
+      { type: "erc20", chainId: 100, token: lower(dai), minBalance: "1" },
+      { type: "erc721", chainId: 100, contract: lower(nft), minCount: 1 },
+      { type: "erc1155", chainId: 100, contract: lower(multi), tokenId: "1", minBalance: "1" },
+      { type: "poap", eventId: 7 },
+    ],
+  });
+  const wallets = Array.from({ length: 50 }, (_, i) => lower(`0x${(i + 1).toString(16).padStart(40, "0")}`));
+  const measure = async (service: typeof cached) => {
+    const t: number[] = [];
+    for (const w of wallets) t.push((await time(() => service.check(rules, w, "group")))[0]);
+    return t.sort((x, y) => x - y);
+  };
+  const r0 = rpcRequests;
+  const cold = await measure(uncached);
+  const perDecision = (rpcRequests - r0) / wallets.length;
+  await measure(cached); // fill
+  const r1 = rpcRequests;
+  const warm = await measure(cached);
+  const pct = (t: number[], p: number) => t[Math.floor((t.length - 1) * p)]!.toFixed(2);
+  rows.push(["-", "eligibility, 5 leaves, no cache", `p50 ${pct(cold, 0.5)} ms, p95 ${pct(cold, 0.95)} ms`, "", `${perDecision} JSON-RPC HTTP requests per decision`]);
+  rows.push(["-", "eligibility, 5 leaves, cached", `p50 ${pct(warm, 0.5)} ms, p95 ${pct(warm, 0.95)} ms`, "", `${(rpcRequests - r1) / wallets.length} JSON-RPC requests per decision`]);
+  await chain.stop();
+}
+
+// The join page: page render, challenge, and sign-in + decision (XMTP double, so Redis and crypto are what is measured).
+if (want("join")) {
+  const chain = await startLocalChain(31337);
+  const backendKey = generatePrivateKey();
+  const config = loadConfig({
+    XMTP_WALLET_KEY: backendKey,
+    XMTP_DB_ENCRYPTION_KEY: "22".repeat(32),
+    XMTP_ENV: "dev",
+    UPSTASH_REDIS_REST_URL: upstash.url,
+    UPSTASH_REDIS_REST_TOKEN: upstash.token,
+    REDIS_KEY_PREFIX: `benchjoin${Date.now()}`,
+    ADMIN_API_KEY: "a".repeat(32),
+    WEBHOOK_SECRET: "w".repeat(32),
+    PUBLIC_URL: "https://gated.example.com",
+    JOIN_RATE_LIMIT_PER_IP: "100000/60",
+    JOIN_RATE_LIMIT_PER_ADDRESS: "100000/60",
+    JOIN_PAGE_RATE_LIMIT_PER_IP: "100000/60",
+    RPC_URL_31337: chain.url,
+  });
+  const network = new FakeXmtpNetwork({ autoRegister: true });
+  const app = createApp(config, { xmtp: network.port(createWalletSigner(backendKey).address), logger: silentLogger });
+  const group = await createGroup(app, { name: "Bench", description: "", rules: { type: "open" } });
+  const n = 100;
+  const pages: number[] = [];
+  const challenges: number[] = [];
+  const joins: number[] = [];
+  let joinRequests = 0;
+  for (let i = 0; i < n; i++) {
+    pages.push((await time(async () => renderJoinPage(await loadJoinPage(app, group.joinLinkId, "203.0.113.1"))))[0]);
+    const person = privateKeyToAccount(generatePrivateKey());
+    const [tc, issued] = await time(() => issueChallenge(app, { linkId: group.joinLinkId, address: person.address.toLowerCase() as `0x${string}`, chainId: 1 }, "203.0.113.1"));
+    challenges.push(tc);
+    const signature = await person.signMessage({ message: issued.message });
+    const r0 = bridge.stats.requests;
+    const [tj, result] = await time(() => joinWithSignature(app, { message: issued.message, signature }, "203.0.113.1"));
+    joinRequests += bridge.stats.requests - r0;
+    if (result.status !== "SUCCESS") throw new Error("bench join failed");
+    joins.push(tj);
+  }
+  const owner = privateKeyToAccount(generatePrivateKey());
+  const scw = await chain.deploy("OwnedWallet", [owner.address]);
+  const verifier = createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls });
+  const contract: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const message = `bench ${i}`;
+    const signature = await owner.signMessage({ message });
+    const [t, check] = await time(() => verifier.verify({ address: scw.toLowerCase() as `0x${string}`, message, signature, chainId: 31337, contractChains: "any" }));
+    if (!check.valid) throw new Error("bench EIP-1271 check failed");
+    contract.push(t);
+  }
+  const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+  const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(2);
+  const line = (name: string, t: number[], note: string) => rows.push(["-", name, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
+  line("join page: load + render", pages, "1 Redis script + 1 GET");
+  line("join page: challenge", challenges, "2 rate-limit scripts, link lookup, 1 SET");
+  line("join page: sign-in + join (EOA)", joins, `${(joinRequests / n).toFixed(1)} Upstash REST requests per join; signature checked offline`);
+  line("join page: EIP-1271 check on anvil", contract, "eth_getCode + one eth_call (ERC-6492 validator)");
+  await chain.stop();
+}
+
+// The real XMTP client (libxmtp 1.9.1) against the local XMTP node with 40 ms added to every call, as a
+// remote node would be: whole use cases, each inside its durable session (lease, restore, persist to Redis).
+if (want("xmtp")) {
+  const node = await ensureLocalXmtpNode();
+  const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
+  await nodeRequest("/control", { body: { latencyMs: 40 } });
+  const dirs: string[] = [];
+  const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+  const p50 = (t: number[]) => sorted(t)[Math.floor((t.length - 1) * 0.5)]!;
+  const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
+  const calls = async () => Object.values((await nodeRequest<{ calls: Record<string, number> }>("/stats")).calls).reduce((n, c) => n + c, 0);
+
+  /** Whole use cases on one deployment of their own, with or without saving ahead of the network's writes. */
+  const measure = async (writeAhead: boolean) => {
+    const label = writeAhead ? "real XMTP @40 ms" : "real XMTP @40 ms, no write-ahead (unsafe baseline)";
+    const line = (name: string, t: number[], note: string) => rows.push(["-", `${label}: ${name}`, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
+    const env = {
+      XMTP_WALLET_KEY: generatePrivateKey(),
+      XMTP_DB_ENCRYPTION_KEY: "33".repeat(32),
+      XMTP_ENV: "local",
+      UPSTASH_REDIS_REST_URL: upstash.url,
+      UPSTASH_REDIS_REST_TOKEN: upstash.token,
+      REDIS_KEY_PREFIX: `benchxmtp${Date.now()}${writeAhead ? "w" : "u"}`,
+      ADMIN_API_KEY: "a".repeat(32),
+      WEBHOOK_SECRET: "w".repeat(32),
+      PUBLIC_URL: "https://gated.example.com",
+      WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
+      WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
+    };
+    const startInstance = async () => {
+      const dir = await mkdtemp(join(tmpdir(), "bench-xmtp-"));
+      dirs.push(dir);
+      const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
+      const xmtp = createNodeSdkXmtp(config.xmtp, {
+        redis: createRedis(config.redis, { plainResponses: true }),
+        keyPrefix: config.redis.keyPrefix,
+        logger: silentLogger,
+        ...(writeAhead ? {} : { unsafeWithoutWriteAhead: true }),
+      });
+      return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
+    };
+    const a = await startInstance();
+    const people = await Promise.all(Array.from({ length: 10 }, () => createPerson()));
+    await a.app.xmtp.withSession(async () => undefined); // the backend's inbox registered once, outside the figures
+
+    const creates: number[] = [];
+    let groupId = "";
+    let c0 = await calls();
+    for (let i = 0; i < 3; i++) {
+      const [t, group] = await time(() => createGroup(a.app, { name: `Bench ${i}`, description: "", rules: { type: "open" } }));
+      creates.push(t);
+      groupId = group.groupId;
+    }
+    line("create group", creates, `${(((await calls()) - c0) / 3).toFixed(1)} node calls each`);
+
+    const joins: number[] = [];
+    c0 = await calls();
+    const joinStart = performance.now();
+    for (const p of people) {
+      const [t, decision] = await time(() => decideJoin(a.app, { groupId, address: p.address }, "webhook"));
+      if (decision.status !== "SUCCESS") throw new Error(`bench join failed: ${JSON.stringify(decision)}`);
+      joins.push(t);
+    }
+    const joinWall = performance.now() - joinStart;
+    line("join (webhook decision)", joins, `${(((await calls()) - c0) / people.length).toFixed(1)} node calls each; ${((people.length / joinWall) * 1000).toFixed(2)} joins/s sequential`);
+
+    const sends: number[] = [];
+    c0 = await calls();
+    for (let i = 0; i < 10; i++) sends.push((await time(() => sendMessage(a.app, groupId, `bench ${i}`)))[0]);
+    line("operator send", sends, `${(((await calls()) - c0) / 10).toFixed(1)} node calls each`);
+
+    const manifest = await a.xmtp.durable.store.readManifest();
+    const size = manifest?.files.reduce((n, f) => n + f.size, 0) ?? 0;
+    const colds: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cold = await startInstance();
+      colds.push((await time(() => sendMessage(cold.app, groupId, `cold ${i}`)))[0]);
+      await cold.xmtp.close();
+    }
+    line("cold start (restore + client + send)", colds, `database ${mb(size)}`);
+    for (const p of people) await p.close();
+    await a.xmtp.close();
+    return { creates, joins, sends, colds };
+  };
+
+  try {
+    const unsafe = await measure(false);
+    const safe = await measure(true);
+    const ratio = (name: string, s: number[], u: number[]) =>
+      rows.push(["-", `write-ahead cost: ${name}`, `${(p50(s) / p50(u)).toFixed(2)}×`, "", `p50 ${p50(s).toFixed(0)} ms vs ${p50(u).toFixed(0)} ms without (goal ≤ 1.3× per commit)`]);
+    ratio("join (one commit)", safe.joins, unsafe.joins);
+    ratio("create (one commit)", safe.creates, unsafe.creates);
+    ratio("operator send (one message)", safe.sends, unsafe.sends);
+  } finally {
+    await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await node.stop();
+  }
+}
+
+// Launch day: crowds joining at once over two instances, the real client against the local node with 40 ms per
+// call; admissions are queued in Redis and served in shared commits by whichever instance holds the lease.
+if (want("launch")) {
+  const node = await ensureLocalXmtpNode();
+  const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
+  await nodeRequest("/control", { body: { latencyMs: 0 } });
+  const dirs: string[] = [];
+  const people: Awaited<ReturnType<typeof createPerson>>[] = [];
+  try {
+    const env = {
+      XMTP_WALLET_KEY: generatePrivateKey(),
+      XMTP_DB_ENCRYPTION_KEY: "44".repeat(32),
+      XMTP_ENV: "local",
+      UPSTASH_REDIS_REST_URL: upstash.url,
+      UPSTASH_REDIS_REST_TOKEN: upstash.token,
+      REDIS_KEY_PREFIX: `benchlaunch${Date.now()}`,
+      ADMIN_API_KEY: "a".repeat(32),
+      WEBHOOK_SECRET: "w".repeat(32),
+      PUBLIC_URL: "https://gated.example.com",
+      WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
+      WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
+    };
+    const startInstance = async () => {
+      const dir = await mkdtemp(join(tmpdir(), "bench-launch-"));
+      dirs.push(dir);
+      const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
+      const xmtp = createNodeSdkXmtp(config.xmtp, { redis: createRedis(config.redis, { plainResponses: true }), keyPrefix: config.redis.keyPrefix, logger: silentLogger });
+      return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
+    };
+    const [a, b] = [await startInstance(), await startInstance()];
+    // The crowd registers first, at full speed (that is not what is measured).
+    for (let i = 0; i < 250; i += 25) people.push(...(await Promise.all(Array.from({ length: 25 }, () => createPerson()))));
+    await a.app.xmtp.withSession(async () => undefined);
+    await b.app.xmtp.withSession(async () => undefined);
+    await nodeRequest("/control", { body: { latencyMs: 40 } });
+    const commitsOf = async (groupId: string) => (await nodeRequest<{ group: { commits: number } }>(`/stats?group=${groupId}`)).group.commits;
+    const crowdJoin = async (groupId: string, crowd: typeof people) => {
+      const started = performance.now();
+      const answers = await Promise.all(
+        crowd.map(async (p, i) => {
+          const t0 = performance.now();
+          const answer = await decideJoin((i % 2 ? a : b).app, { groupId, address: p.address }, "webhook").catch((e: unknown) => ({ status: `error ${(e as Error).name}` }));
+          return { answer, ms: performance.now() - t0 };
+        }),
+      );
+      return { answers, wallMs: performance.now() - started };
+    };
+
+    // Sequential: one join after another (what each join costs alone).
+    const g1 = (await createGroup(a.app, { name: "Sequential", description: "", rules: { type: "open" } })).groupId;
+    const seqStart = performance.now();
+    for (const p of people.slice(0, 5)) await decideJoin(a.app, { groupId: g1, address: p.address }, "webhook");
+    const sequentialRate = 5 / ((performance.now() - seqStart) / 1000);
+    rows.push(["-", "launch @40 ms: 5 joins one after another", `${sequentialRate.toFixed(2)} joins/s`, "", "the baseline of the row below"]);
+
+    // 100 at once over two instances.
+    const g2 = (await createGroup(a.app, { name: "Hundred", description: "", rules: { type: "open" } })).groupId;
+    const c2 = await commitsOf(g2);
+    const hundred = await crowdJoin(g2, people.slice(0, 100));
+    const ok2 = hundred.answers.filter((x) => x.answer.status === "SUCCESS").length;
+    const slowest2 = Math.max(...hundred.answers.map((x) => x.ms));
+    const rate2 = 100 / (hundred.wallMs / 1000);
+    const memberView = await people[0]!.memberInboxIds(g2);
+    const ownViews = await Promise.all(people.slice(0, 100).map(async (p) => (await p.group(g2)) !== null));
+    rows.push([
+      "-",
+      "launch @40 ms: 100 joins at once, 2 instances",
+      `${rate2.toFixed(1)} joins/s (${(rate2 / sequentialRate).toFixed(1)}× sequential)`,
+      "",
+      `${ok2}/100 SUCCESS; slowest ${(slowest2 / 1000).toFixed(2)} s; ${(await commitsOf(g2)) - c2} commits; a member sees ${memberView.length - 1} + backend; ${ownViews.filter(Boolean).length}/100 see the group themselves`,
+    ]);
+
+    // 250 at once for a new group: it fills.
+    const g3 = (await createGroup(b.app, { name: "Full house", description: "", rules: { type: "open" } })).groupId;
+    const full = await crowdJoin(g3, people);
+    const ok3 = full.answers.filter((x) => x.answer.status === "SUCCESS").length;
+    const denied3 = full.answers.filter((x) => x.answer.status === "DENIED" && (x.answer as { reason?: string }).reason === "This group is full").length;
+    const slowest3 = Math.max(...full.answers.map((x) => x.ms));
+    const onXmtp = await a.app.xmtp.withSession(async (s) => (await s.listMembers(g3)).length);
+    const recorded = await a.app.members.count(g3);
+    rows.push([
+      "-",
+      "launch @40 ms: 250 joins at once for a new group",
+      `all answered in ${(slowest3 / 1000).toFixed(1)} s`,
+      "",
+      `${ok3} SUCCESS, ${denied3} DENIED full, ${250 - ok3 - denied3} other; ${onXmtp} members on XMTP (backend included), ${recorded} member records`,
+    ]);
+
+    // The operator adds 50 at once.
+    const g4 = (await createGroup(a.app, { name: "Operator", description: "", rules: { type: "open" } })).groupId;
+    const c4 = await commitsOf(g4);
+    const [addMs, added] = await time(() => addMembers(a.app, g4, people.slice(0, 50).map((p) => p.address)));
+    rows.push([
+      "-",
+      "launch @40 ms: operator add of 50",
+      ms(addMs),
+      "",
+      `${added.results.filter((r) => r.result === "added").length} added in ${(await commitsOf(g4)) - c4} commit(s)`,
+    ]);
+    await a.xmtp.close();
+    await b.xmtp.close();
+  } finally {
+    await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
+    for (const p of people) await p.close();
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await node.stop();
+  }
+}
+
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "));
+console.log(`bridge: ${bridge.stats.requests} requests, largest ${mb(bridge.stats.maxRequestBytes)} (Upstash limit 10 MB)`);
+await bridge.close();
+await server.stop();
+process.exit(0);
