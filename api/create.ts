@@ -1,6 +1,7 @@
 import { appLogger } from "../lib/app.js";
 import { operatorApp } from "./_operator.js";
-import { createGroup, CreateGroupSchema, readIdempotencyKey } from "../lib/use-cases/create-group.js";
+import { createGroup } from "../lib/use-cases/create-group.js";
+import { CreateGroupSchema, readIdempotencyKey } from "../lib/http/request-schemas.js";
 import { defineRoute, json, readJsonBody } from "../lib/http/responses.js";
 
 /** `POST /api/create`: the operator creates a gated group and gets its link. */

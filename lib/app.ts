@@ -7,6 +7,7 @@ import { createMemberStore, type MemberStore } from "./stores/members.js";
 import { createJoinLinkStore, type JoinLinkStore } from "./stores/join-links.js";
 import { createGroupRegistry, type GroupRegistry } from "./stores/registry.js";
 import { createChallengeStore, type ChallengeStore } from "./stores/challenges.js";
+import { createReverifyCursorStore, type ReverifyCursorStore } from "./stores/reverify-cursor.js";
 import { createSignatureVerifier, type SignatureVerifier } from "./services/signature-verifier.js";
 import { createLinkService, type LinkService } from "./services/link-service.js";
 import { createLogger, type Logger } from "./shared/log.js";
@@ -26,6 +27,7 @@ export interface App {
   readonly members: MemberStore;
   readonly admissions: AdmissionQueue;
   readonly inboxes: InboxCache;
+  readonly reverifyCursor: ReverifyCursorStore;
   readonly rateLimiter: RateLimiter;
   readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
@@ -59,6 +61,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     members: createMemberStore(redis, config.redis.keyPrefix, now),
     admissions: createAdmissionQueue(redis, config.redis.keyPrefix, now),
     inboxes: createInboxCache(redis, config.redis.keyPrefix),
+    reverifyCursor: createReverifyCursorStore(redis, config.redis.keyPrefix),
     rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, config.rateLimits, () => now().getTime()),
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:

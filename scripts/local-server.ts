@@ -1,48 +1,67 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
-import createRoute from "../api/create.js";
-import reverifyRoute from "../api/cron/reverify.js";
-import groupAuditRoute from "../api/groups/[id]/audit.js";
-import groupMembersRoute from "../api/groups/[id]/members.js";
-import groupMessagesRoute from "../api/groups/[id]/messages.js";
-import groupRoute from "../api/groups/[id].js";
-import groupsRoute from "../api/groups/index.js";
-import groupJoinLinkRoute from "../api/groups/[id]/join-link.js";
-import joinChallengeRoute from "../api/join/challenge.js";
-import joinRoute from "../api/join/index.js";
-import joinPageRoute from "../api/join-page.js";
-import webhookRoute from "../api/webhook.js";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-type Route = { fetch: (request: Request) => Promise<Response> };
+type Handler = { fetch: (request: Request) => Promise<Response> };
 
-/** The functions as Vercel routes them (`api/<path>.ts` → `/api/<path>`, `[id]` a path segment). */
-export const ROUTES: [RegExp, Route][] = [
-  [/^\/api\/create$/, createRoute],
-  [/^\/api\/webhook$/, webhookRoute],
-  [/^\/api\/groups$/, groupsRoute],
-  [/^\/api\/cron\/reverify$/, reverifyRoute],
-  [/^\/api\/groups\/[^/]+$/, groupRoute],
-  [/^\/api\/groups\/[^/]+\/members$/, groupMembersRoute],
-  [/^\/api\/groups\/[^/]+\/messages$/, groupMessagesRoute],
-  [/^\/api\/groups\/[^/]+\/audit$/, groupAuditRoute],
-  [/^\/api\/groups\/[^/]+\/join-link$/, groupJoinLinkRoute],
-  [/^\/api\/join\/challenge$/, joinChallengeRoute],
-  [/^\/api\/join$/, joinRoute],
-  [/^\/api\/join-page$/, joinPageRoute],
-  // vercel.json's rewrite: /join/<linkId> → /api/join-page?linkId=<linkId>
-  [/^\/join\/[^/]+$/, joinPageRoute],
-];
+/** One function as Vercel routes it: the path pattern, and where it came from. */
+export interface LocalRoute {
+  /** The function's file under `api/`, e.g. `groups/[id]/members.ts`. */
+  readonly file: string;
+  readonly pattern: RegExp;
+  readonly handler: Handler;
+}
+
+const API_DIR = fileURLToPath(new URL("../api/", import.meta.url));
+const VERCEL_JSON = fileURLToPath(new URL("../vercel.json", import.meta.url));
+
+/**
+ * The functions Vercel would deploy, read from `api/` the way it routes them: `api/<path>.ts` → `/api/<path>`,
+ * `index.ts` → its folder, `[id]` → one path segment, files and folders starting with `_` are not functions.
+ * A static segment wins over a dynamic one (`/api/groups` is `groups/index.ts`, not `groups/[id].ts`).
+ */
+export async function loadRoutes(): Promise<LocalRoute[]> {
+  const files = (await readdir(API_DIR, { recursive: true }))
+    .map((f) => f.split("\\").join("/"))
+    .filter((f) => f.endsWith(".ts") && !f.split("/").some((part) => part.startsWith("_")));
+  const routes = await Promise.all(
+    files.map(async (file) => {
+      const segments = file.replace(/\.ts$/, "").split("/");
+      if (segments.at(-1) === "index") segments.pop();
+      const pattern = new RegExp(`^/api${segments.map((seg) => "/" + (/^\[[^\]]+\]$/.test(seg) ? "[^/]+" : escape(seg))).join("")}$`);
+      const handler = ((await import(pathToFileURL(join(API_DIR, file)).href)) as { default: Handler }).default;
+      return { file, pattern, handler, dynamic: segments.filter((seg) => seg.startsWith("[")).length };
+    }),
+  );
+  return routes.sort((x, y) => x.dynamic - y.dynamic || x.file.localeCompare(y.file)).map(({ file, pattern, handler }) => ({ file, pattern, handler }));
+}
+
+/** vercel.json's rewrites (`/join/:linkId` → `/api/join-page?linkId=:linkId`), as matchers. */
+async function loadRewrites(): Promise<{ source: RegExp; names: string[]; destination: string }[]> {
+  const config = JSON.parse(await readFile(VERCEL_JSON, "utf8")) as { rewrites?: { source: string; destination: string }[] };
+  return (config.rewrites ?? []).map(({ source, destination }) => {
+    const names: string[] = [];
+    const pattern = source
+      .split("/")
+      .map((seg) => (seg.startsWith(":") ? (names.push(seg.slice(1)), "([^/]+)") : escape(seg)))
+      .join("/");
+    return { source: new RegExp(`^${pattern}$`), names, destination };
+  });
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 const PUBLIC_DIR = fileURLToPath(new URL("../public/", import.meta.url));
 const STATIC_TYPES: Record<string, string> = { ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
 /** Serves the functions over plain HTTP, the way Vercel hands them web-standard Requests. */
-export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ url: string; server: Server; close(): Promise<void> }> {
+export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ url: string; server: Server; routes: LocalRoute[]; close(): Promise<void> }> {
+  const routes = await loadRoutes();
+  const rewrites = await loadRewrites();
   const server = createServer((req, res) => {
-    serve(req, res).catch(() => {
+    serve(req, res, routes, rewrites).catch(() => {
       if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { code: "internal", message: "Internal error" } }));
     });
@@ -53,6 +72,7 @@ export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ 
   return {
     url: `http://${host}:${address.port}`,
     server,
+    routes,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -60,11 +80,20 @@ export async function startLocalServer(port = 0, host = "127.0.0.1"): Promise<{ 
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, routes: readonly LocalRoute[], rewrites: Awaited<ReturnType<typeof loadRewrites>>): Promise<void> {
   const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
-  const path = url.pathname.replace(/\/+$/, "");
+  let path = url.pathname.replace(/\/+$/, "");
   if (await serveStatic(path, res)) return;
-  const route = ROUTES.find(([pattern]) => pattern.test(path))?.[1];
+  for (const rewrite of rewrites) {
+    const match = rewrite.source.exec(path);
+    if (!match) continue;
+    // As Vercel does: the function runs for the destination; the request keeps its path and gains the destination's query.
+    const destination = new URL(rewrite.names.reduce((d, name, i) => d.replaceAll(`:${name}`, match[i + 1] ?? ""), rewrite.destination), url);
+    for (const [key, value] of destination.searchParams) url.searchParams.set(key, value);
+    path = destination.pathname;
+    break;
+  }
+  const route = routes.find(({ pattern }) => pattern.test(path))?.handler;
   if (!route) {
     res.writeHead(404, { "content-type": "application/json" });
     res.end(JSON.stringify({ error: { code: "not_found", message: "No such endpoint" } }));

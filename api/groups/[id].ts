@@ -1,7 +1,8 @@
 import { appLogger } from "../../lib/app.js";
 import { operatorApp } from "../_operator.js";
 import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../lib/http/responses.js";
-import { GroupPatchSchema, showGroup, updateGroup } from "../../lib/use-cases/operator.js";
+import { showGroup, updateGroup } from "../../lib/use-cases/operator.js";
+import { GroupPatchSchema } from "../../lib/http/request-schemas.js";
 
 /** `GET /api/groups/:id` (one group and its members) and `PATCH /api/groups/:id` (name, description, rules). */
 export default defineRoute(

@@ -1,7 +1,8 @@
 import { appLogger } from "../../lib/app.js";
 import { operatorApp } from "../_operator.js";
 import { defineRoute, json, readQuery } from "../../lib/http/responses.js";
-import { listGroups, PageSchema } from "../../lib/use-cases/operator.js";
+import { listGroups } from "../../lib/use-cases/operator.js";
+import { PageSchema } from "../../lib/http/request-schemas.js";
 
 /** `GET /api/groups?offset&limit`: the groups this backend manages. */
 export default defineRoute(

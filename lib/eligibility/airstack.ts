@@ -1,8 +1,9 @@
 import * as v from "valibot";
 import { parseUnits } from "viem";
 import { InvalidRequestError } from "../shared/errors.js";
-import type { Address } from "../xmtp/port.js";
-import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
+import type { Address } from "../shared/address.js";
+import { chainName } from "../shared/chains.js";
+import { EligibilitySourceError, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
 import { checkRuleValues, leaves, type Rules } from "../shared/rules.js";
 
 /** Airstack's GraphQL endpoint. */

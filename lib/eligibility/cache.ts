@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "../shared/redis.js";
+import * as v from "valibot";
+import { parseStored, type Redis } from "../shared/redis.js";
 import type { Eligibility, EligibilityChecker } from "./evaluate.js";
+
+const CachedAnswerSchema: v.GenericSchema<unknown, Eligibility> = v.variant("eligible", [
+  v.object({ eligible: v.literal(true) }),
+  v.object({ eligible: v.literal(false), reason: v.string() }),
+]);
 
 /**
  * Caches answers in Redis for `ttlSeconds` per (scope, wallet, rules): a person retrying a join does not
@@ -17,17 +23,10 @@ export function withEligibilityCache(checker: EligibilityChecker, redis: Redis, 
       if (!scope || ttlSeconds <= 0) return checker.check(rules, address);
       const rulesHash = createHash("sha256").update(JSON.stringify(rules)).digest("hex").slice(0, 16);
       const key = `${keyPrefix}:elig:${scope}:${address}:${rulesHash}`;
-      const cached = await redis.get<string>(key).catch(() => null);
-      if (typeof cached === "string") {
-        try {
-          const parsed = JSON.parse(cached) as Eligibility;
-          if (parsed.eligible === true || (parsed.eligible === false && typeof parsed.reason === "string")) {
-            stats.hits++;
-            return parsed;
-          }
-        } catch {
-          // fall through to a fresh check
-        }
+      const cached = parseStored(CachedAnswerSchema, await redis.get<string>(key).catch(() => null));
+      if (cached) {
+        stats.hits++;
+        return cached;
       }
       stats.misses++;
       const answer = await checker.check(rules, address);

@@ -1,5 +1,6 @@
+import { chainName } from "../shared/chains.js";
 import { DependencyUnavailableError } from "../shared/errors.js";
-import type { Address } from "../xmtp/port.js";
+import type { Address } from "../shared/address.js";
 import { leaves, type LeafRule, type Rules } from "../shared/rules.js";
 
 /** The outcome of checking a wallet against a group's rules. */
@@ -20,9 +21,7 @@ export interface HoldingsSource {
 /** The chain or the data service could not answer; the person may retry (503, never a denial). */
 export class EligibilitySourceError extends DependencyUnavailableError {
   override readonly name = "EligibilitySourceError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "Could not check this wallet's holdings right now; try again in a moment", options);
-  }
+  override readonly publicMessage = "Could not check this wallet's holdings right now; try again in a moment";
 }
 
 /** Decides whether `address` may join under `rules`. The only place that decides eligibility. */
@@ -34,19 +33,6 @@ export interface EligibilityChecker {
   check(rules: Rules, address: Address, scope?: string): Promise<Eligibility>;
 }
 
-const CHAIN_NAMES: Record<number, string> = {
-  1: "Ethereum",
-  10: "Optimism",
-  100: "Gnosis",
-  137: "Polygon",
-  8453: "Base",
-  42161: "Arbitrum",
-  7777777: "Zora",
-  11155111: "Sepolia",
-  84532: "Base Sepolia",
-};
-/** A person-readable chain name. */
-export const chainName = (chainId: number): string => CHAIN_NAMES[chainId] ?? `chain ${chainId}`;
 const short = (address: string) => `${address.slice(0, 6)}…${address.slice(-4)}`;
 
 /** What a person must do to pass a leaf, in plain words. */

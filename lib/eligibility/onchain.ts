@@ -24,9 +24,10 @@ import {
   type PublicClient,
 } from "viem";
 import { InvalidRequestError } from "../shared/errors.js";
-import type { Address } from "../xmtp/port.js";
+import type { Address } from "../shared/address.js";
 import { defaultPoapChain } from "./contract-wallet-chains.js";
-import { EligibilitySourceError, chainName, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
+import { chainName } from "../shared/chains.js";
+import { EligibilitySourceError, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
 import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "../shared/rules.js";
 
 /** The POAP contract (same address on Gnosis and Ethereum). */

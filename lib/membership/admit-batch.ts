@@ -1,4 +1,5 @@
-import { MAX_GROUP_MEMBERS, XmtpOperationError, type Address, type XmtpSession } from "../xmtp/port.js";
+import { MAX_GROUP_MEMBERS, XmtpOperationError, type XmtpSession } from "../xmtp/port.js";
+import type { Address } from "../shared/address.js";
 
 /** What happened when a wallet was to be added to a group. */
 export type AdmitOutcome = "added" | "already-member" | "not-on-xmtp" | "full" | "refused";

@@ -5,21 +5,21 @@ import type { MemberStore } from "../stores/members.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-batch.js";
-import {
-  SessionNotNeededError,
-  XmtpBusyError,
-  XmtpGroupNotFoundError,
-  XmtpUnavailableError,
-  type Address,
-  type XmtpPort,
-  type XmtpSession,
-} from "../xmtp/port.js";
+import { SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
+import type { Address } from "../shared/address.js";
 
 /** Admissions of one group served in one session, at most (the queue may hold more). */
 const BATCH_PER_GROUP = 250;
 
-/** What admitting needs. */
-export interface AdmissionDeps {
+/** Most addresses one operator add or remove takes (one MLS commit). */
+export const MAX_MEMBER_BATCH = 50;
+
+/**
+ * What the membership service needs. It is the one place that changes who is in a group: it admits (webhook,
+ * join page), adds for the operator, removes (operator, cron), and writes the member record, the audit entry and
+ * the reason shown to the person for each of them.
+ */
+export interface MembershipDeps {
   readonly xmtp: XmtpPort;
   readonly admissions: AdmissionQueue;
   readonly inboxes: InboxCache;
@@ -32,7 +32,7 @@ export interface AdmissionDeps {
  * The inbox an address belongs to: from the cache, else looked up (no session needed) and remembered.
  * @throws {XmtpUnavailableError}
  */
-export async function inboxOf(deps: Pick<AdmissionDeps, "xmtp" | "inboxes">, address: Address): Promise<string | null> {
+export async function inboxOf(deps: Pick<MembershipDeps, "xmtp" | "inboxes">, address: Address): Promise<string | null> {
   const cached = await deps.inboxes.get(address);
   if (cached !== undefined) return cached;
   const found = await deps.xmtp.lookupInboxId(address);
@@ -51,13 +51,17 @@ export async function inboxOf(deps: Pick<AdmissionDeps, "xmtp" | "inboxes">, add
  * @throws {import("../shared/errors.js").StoreUnavailableError}
  */
 export async function admit(
-  deps: AdmissionDeps,
+  deps: MembershipDeps,
   request: { groupId: string; address: Address; source: PendingAdmission["source"] },
   options: { waitMs?: number } = {},
 ): Promise<Exclude<AdmissionOutcome, "unavailable">> {
   const { groupId, address } = request;
   const inboxId = await inboxOf(deps, address);
-  if (inboxId === null) return "not-on-xmtp";
+  if (inboxId === null) {
+    // Decided before any queue: nobody else records it.
+    await deps.audit.append(groupId, auditEntry({ source: request.source, action: "join", address }, "not-on-xmtp"));
+    return "not-on-xmtp";
+  }
   const queued = await deps.admissions.enqueue(groupId, { address, inboxId, source: request.source });
   if (queued.state === "done") return settled(queued.outcome);
   const deadline = Date.now() + (options.waitMs ?? 25_000);
@@ -88,7 +92,7 @@ function settled(outcome: AdmissionOutcome): Exclude<AdmissionOutcome, "unavaila
  * and stops serving.
  * @throws {XmtpUnavailableError | import("../shared/errors.js").StoreUnavailableError}
  */
-export async function serveAdmissions(deps: AdmissionDeps, session: XmtpSession): Promise<void> {
+export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession): Promise<void> {
   for (;;) {
     let served = 0;
     for (const groupId of await deps.admissions.groups()) {
@@ -115,27 +119,101 @@ export async function serveAdmissions(deps: AdmissionDeps, session: XmtpSession)
   }
 }
 
-async function record(deps: AdmissionDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>): Promise<void> {
+async function record(deps: MembershipDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>): Promise<void> {
+  const results = decided.map((a) => ({ admission: a, address: a.address, result: outcomes.get(a.address)! }));
   // Added now through the rules: that is how they joined (an earlier operator exemption no longer applies).
   // Already a member: whatever was recorded stays (an operator's add keeps them exempt).
   await deps.members.recordMany(
     groupId,
-    decided.flatMap((a) => {
-      const outcome = outcomes.get(a.address);
-      return outcome === "added" || outcome === "already-member" ? [{ address: a.address, via: a.source, mode: outcome === "added" ? ("replace" as const) : ("keep" as const) }] : [];
-    }),
+    results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: r.admission.source, mode: r.result === "added" ? ("replace" as const) : ("keep" as const) })),
   );
-  // A cached inbox XMTP would not add may be out of date: look it up afresh next time.
-  for (const a of decided) if (outcomes.get(a.address) === "refused") await deps.inboxes.forget(a.address);
+  await forgetRefused(deps, results);
   await deps.audit.appendMany(
     groupId,
-    decided.map((admission) => {
-      const outcome = outcomes.get(admission.address)!;
-      const entry: Omit<AuditEntry, "at"> = { source: admission.source, action: "join", address: admission.address, outcome: auditOutcome(outcome) };
-      return outcome === "added" || outcome === "already-member" ? entry : { ...entry, reason: ADMIT_DENIAL_REASONS[outcome] };
-    }),
+    results.map((r) => auditEntry({ source: r.admission.source, action: "join", address: r.address }, r.result)),
   );
 }
 
-const auditOutcome = (outcome: AdmitOutcome): AuditEntry["outcome"] =>
-  outcome === "added" || outcome === "already-member" || outcome === "not-on-xmtp" ? outcome : "denied";
+/** Per-address outcome of an operator add. */
+export type AddResult = { address: Address; result: AdmitOutcome };
+
+/**
+ * Adds wallets as the operator (rules bypassed) in one commit; everyone named becomes exempt from
+ * re-verification. Inboxes are looked up side by side first; audited. The caller checks the group is ours.
+ * @throws {XmtpUnavailableError} (503: the add may be asked again; nobody is added twice)
+ * @throws {XmtpGroupNotFoundError}
+ */
+export async function addByOperator(deps: MembershipDeps, groupId: string, addresses: readonly Address[]): Promise<AddResult[]> {
+  const candidates = await Promise.all(addresses.map(async (address) => ({ address, inboxId: await inboxOf(deps, address) })));
+  const outcomes = await deps.xmtp.withSession((session) => admitBatch(session, groupId, candidates));
+  if (outcomes.size < addresses.length) throw new XmtpUnavailableError("The session's time ran out before every address was decided");
+  const results = addresses.map((address) => ({ address, result: outcomes.get(address)! }));
+  // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
+  await deps.members.recordMany(
+    groupId,
+    results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: "operator" as const, mode: "exempt" as const })),
+  );
+  await forgetRefused(deps, results);
+  await deps.audit.appendMany(
+    groupId,
+    results.map(({ address, result }) => auditEntry({ source: "operator", action: "add", address }, result)),
+  );
+  return results;
+}
+
+/** Per-address outcome of a removal. */
+export type RemoveResult = { address: Address; result: "removed" | "not-a-member" | "not-on-xmtp" };
+
+/**
+ * Removes wallets in one commit; the backend's own inbox is never removed. Their member records and any recent
+ * admission outcome go too (a retry of a join that ended "added" a moment ago must not answer SUCCESS). Audited,
+ * with `reason` when one is given (the cron's). The caller checks the group is ours.
+ * @throws {XmtpUnavailableError}
+ * @throws {XmtpGroupNotFoundError}
+ */
+export async function removeFromGroup(
+  deps: MembershipDeps,
+  groupId: string,
+  addresses: readonly Address[],
+  by: { source: AuditEntry["source"]; reason?: string },
+): Promise<RemoveResult[]> {
+  const inboxes = await Promise.all(addresses.map((address) => inboxOf(deps, address)));
+  const results = await deps.xmtp.withSession(async (session) => {
+    const members = await session.listMembers(groupId);
+    const out: RemoveResult[] = [];
+    const toRemove: string[] = [];
+    addresses.forEach((address, i) => {
+      const inboxId = inboxes[i] ?? null;
+      if (inboxId === null) out.push({ address, result: "not-on-xmtp" });
+      else if (inboxId === session.inboxId || !members.some((m) => m.inboxId === inboxId)) out.push({ address, result: "not-a-member" });
+      else {
+        toRemove.push(inboxId);
+        out.push({ address, result: "removed" });
+      }
+    });
+    if (toRemove.length > 0) await session.removeMembers(groupId, toRemove);
+    return out;
+  });
+  // Out of the group now (removed, or found already out).
+  const out = results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address);
+  await deps.admissions.forget(groupId, out);
+  await deps.members.remove(groupId, out);
+  await deps.audit.appendMany(
+    groupId,
+    results.map(({ address, result }) => ({ source: by.source, action: "remove" as const, address, outcome: result, ...(by.reason ? { reason: by.reason } : {}) })),
+  );
+  return results;
+}
+
+const isIn = (outcome: AdmitOutcome) => outcome === "added" || outcome === "already-member";
+
+/** A cached inbox XMTP would not add may be out of date: it is looked up afresh next time. */
+async function forgetRefused(deps: Pick<MembershipDeps, "inboxes">, results: readonly { address: Address; result: AdmitOutcome }[]): Promise<void> {
+  for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
+}
+
+/** The audit entry for an admission's outcome, with the person-facing reason when it kept them out. */
+function auditEntry(entry: Pick<AuditEntry, "source" | "action" | "address">, outcome: AdmitOutcome): Omit<AuditEntry, "at"> {
+  if (isIn(outcome)) return { ...entry, outcome };
+  return { ...entry, outcome: outcome === "not-on-xmtp" ? "not-on-xmtp" : "denied", reason: ADMIT_DENIAL_REASONS[outcome] };
+}

@@ -1,7 +1,7 @@
 import { createPublicClient, http, isAddressEqual, isErc6492Signature, recoverMessageAddress, type Hex, type PublicClient } from "viem";
 import { DependencyUnavailableError } from "../shared/errors.js";
-import { chainName } from "../eligibility/evaluate.js";
-import type { Address } from "../xmtp/port.js";
+import { chainName } from "../shared/chains.js";
+import type { Address } from "../shared/address.js";
 
 /** Whether a signature over a message belongs to an address. */
 export type SignatureCheck =
@@ -23,9 +23,7 @@ export interface SignatureVerifier {
 /** The chain could not be asked whether a smart-contract wallet signed (503). */
 export class SignatureCheckUnavailableError extends DependencyUnavailableError {
   override readonly name = "SignatureCheckUnavailableError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "Could not check the wallet's signature right now; try again", options);
-  }
+  override readonly publicMessage = "Could not check the wallet's signature right now; try again";
 }
 
 /** A verifier over the configured RPCs (`RPC_URL_<chainId>`), one viem client per chain. */

@@ -1,6 +1,11 @@
 import * as v from "valibot";
 import { isAddress } from "viem";
-import type { Address } from "../xmtp/port.js";
+
+/** A lowercase 0x-prefixed Ethereum address. */
+export type Address = `0x${string}`;
+
+/** An address as this service stores it (lowercase), for validating what is read back from Redis. */
+export const StoredAddressSchema = v.custom<Address>((raw) => typeof raw === "string" && /^0x[0-9a-f]{40}$/.test(raw), "must be a lowercase address");
 
 /**
  * An Ethereum address: 0x + 40 hex. Mixed case must carry a valid EIP-55 checksum

@@ -1,5 +1,5 @@
 /**
- * The service's failures. Each class says what kind of thing went wrong; `lib/http.ts`
+ * The service's failures. Each class says what kind of thing went wrong; `lib/http/responses.ts`
  * alone decides which HTTP status that is. Messages of client errors (4xx) are shown to
  * the caller, so they say what to fix; messages of the others are logged, never shown.
  */
@@ -65,12 +65,8 @@ export class RateLimitedError extends Error {
 /** A service we depend on is down or slow; the same request may succeed later (503). */
 export class DependencyUnavailableError extends Error {
   override readonly name: string = "DependencyUnavailableError";
-  /** Safe to show to the caller: says what to do, names nothing internal. */
-  readonly publicMessage: string;
-  constructor(message: string, publicMessage: string, options?: ErrorOptions) {
-    super(message, options);
-    this.publicMessage = publicMessage;
-  }
+  /** Safe to show to the caller: says what to do, names nothing internal. Each kind says its own. */
+  readonly publicMessage: string = "A service this depends on is unavailable; try again in a moment";
 }
 
 /** A service we depend on answered with something we cannot use (502). */
@@ -88,9 +84,7 @@ export class DependencyFailedError extends Error {
 /** Redis (Upstash) could not be reached or refused a command (503). */
 export class StoreUnavailableError extends DependencyUnavailableError {
   override readonly name = "StoreUnavailableError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "Storage is temporarily unavailable; try again", options);
-  }
+  override readonly publicMessage = "Storage is temporarily unavailable; try again";
 }
 
 /** Stored data did not have the shape this code writes: a bug or a foreign writer, never the caller's fault (500). */

@@ -1,4 +1,5 @@
 import { Redis } from "@upstash/redis";
+import * as v from "valibot";
 import type { Config } from "../config.js";
 import { StoreUnavailableError } from "./errors.js";
 
@@ -34,4 +35,22 @@ export async function storeCall<T>(operation: string, fn: () => Promise<T>): Pro
     if (transport) throw new StoreUnavailableError(`Redis ${operation} failed`, { cause: error });
     throw error;
   }
+}
+
+/**
+ * Reads a stored JSON value through a schema: the value, or `undefined` when it is missing, not JSON or not of
+ * the expected shape (a record written by an older version, or by hand, is treated as absent, never trusted).
+ */
+export function parseStored<const S extends v.GenericSchema>(schema: S, raw: unknown): v.InferOutput<S> | undefined {
+  let value: unknown = raw;
+  if (typeof raw === "string") {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  }
+  if (value === null || value === undefined) return undefined;
+  const parsed = v.safeParse(schema, value);
+  return parsed.success ? parsed.output : undefined;
 }

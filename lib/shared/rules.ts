@@ -1,7 +1,6 @@
 import * as v from "valibot";
-import { AddressSchema } from "./address.js";
+import { AddressSchema, type Address } from "./address.js";
 import { InvalidRequestError } from "./errors.js";
-import type { Address } from "../xmtp/port.js";
 
 /** Anyone may join. */
 export interface OpenRule {

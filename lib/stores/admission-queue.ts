@@ -1,7 +1,6 @@
 import * as v from "valibot";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
-import type { Address } from "../xmtp/port.js";
+import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { StoredAddressSchema, type Address } from "../shared/address.js";
 
 /** How an admission ended: the membership outcomes, or "unavailable" (XMTP failed: ask again), or "group-gone". */
 export type AdmissionOutcome = "added" | "already-member" | "not-on-xmtp" | "full" | "refused" | "unavailable" | "group-gone";
@@ -60,17 +59,21 @@ redis.call('SADD', KEYS[3], ARGV[4])
 return ARGV[1]
 `;
 
+// Shared ending: a group whose queue (KEYS[1]) is empty leaves the set of groups to serve (KEYS[2], ARGV[1]: the group).
+const LEAVE_SET_IF_EMPTY = `
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+`;
+
 // End admissions: each record (KEYS[3…]) becomes its outcome and its address (ARGV: group id, then triples of
-// address, record, ttl) leaves the queue; a group whose queue is empty leaves the set of groups to serve.
+// address, record, ttl) leaves the queue.
 const COMPLETE = `
 for i = 3, #KEYS do
   local a = 2 + (i - 3) * 3
   redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a + 2])
   redis.call('LREM', KEYS[1], 1, ARGV[a])
 end
-if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
-return 1
-`;
+` + LEAVE_SET_IF_EMPTY;
 
 // Queue entries whose admission (record KEYS[3…], address ARGV[3…]) is no longer waiting (it expired, ended
 // while still in line, or is older than ARGV[2]): out of the way, and a too old one forgotten.
@@ -85,9 +88,7 @@ for i = 3, #KEYS do
     if waiting then redis.call('DEL', KEYS[i]) end
   end
 end
-if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
-return 1
-`;
+` + LEAVE_SET_IF_EMPTY;
 
 // Ended admissions (KEYS) are deleted; waiting ones stay (they are being served now).
 const FORGET = `
@@ -125,15 +126,7 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
   const recordKey = (groupId: string, address: string) => `${keyPrefix}:adm:${groupId}:${address}`;
   const queueKey = (groupId: string) => `${keyPrefix}:adm:q:${groupId}`;
   const groupsKey = `${keyPrefix}:adm:groups`;
-  const read = (raw: unknown): AdmissionRecord | null => {
-    if (typeof raw !== "string") return null;
-    try {
-      const parsed = v.safeParse(RecordSchema, JSON.parse(raw));
-      return parsed.success ? parsed.output : null;
-    } catch {
-      return null;
-    }
-  };
+  const read = (raw: unknown): AdmissionRecord | null => (typeof raw === "string" ? (parseStored(RecordSchema, raw) ?? null) : null);
   const outcomeOf = (raw: unknown): AdmissionOutcome | null => {
     const rec = read(raw);
     return rec?.state === "done" ? rec.outcome : null;
@@ -168,7 +161,7 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
         if (!live) stale.push(address);
         if (rec?.state !== "pending" || !live || seen.has(address)) return [];
         seen.add(address);
-        return [{ address: address as Address, inboxId: rec.inboxId, source: rec.source, at: rec.at }];
+        return v.is(StoredAddressSchema, address) ? [{ address, inboxId: rec.inboxId, source: rec.source, at: rec.at }] : [];
       });
       if (stale.length > 0) {
         await storeCall("drop stale admissions", () =>

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { StoredAddressSchema, type Address } from "../shared/address.js";
 
 /** Entries kept per group; older ones fall off. */
 export const AUDIT_LOG_CAP = 1000;
@@ -11,7 +11,7 @@ export interface AuditEntry {
   /** Which door the request came through. */
   readonly source: "webhook" | "operator" | "join-page" | "reverify";
   readonly action: "join" | "add" | "remove";
-  readonly address: string;
+  readonly address: Address;
   readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp";
   readonly reason?: string;
 }
@@ -20,7 +20,7 @@ const AuditEntrySchema = v.object({
   at: v.string(),
   source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
   action: v.picklist(["join", "add", "remove"]),
-  address: v.string(),
+  address: StoredAddressSchema,
   outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp"]),
   reason: v.optional(v.string()),
 });
@@ -79,14 +79,10 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
   return log;
 }
 
+// A line that does not parse is skipped rather than failing the whole page.
 function parseLine(line: unknown): AuditEntry[] {
-  try {
-    const parsed = v.safeParse(AuditEntrySchema, typeof line === "string" ? JSON.parse(line) : line);
-    if (!parsed.success) return [];
-    const { reason, ...rest } = parsed.output;
-    return [reason === undefined ? rest : { ...rest, reason }];
-  } catch {
-    // A line that is not JSON is skipped rather than failing the whole page.
-    return [];
-  }
+  const parsed = parseStored(AuditEntrySchema, line);
+  if (!parsed) return [];
+  const { reason, ...rest } = parsed;
+  return [reason === undefined ? rest : { ...rest, reason }];
 }

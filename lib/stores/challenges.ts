@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import * as v from "valibot";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { StoredAddressSchema, type Address } from "../shared/address.js";
 
 /** How long a sign-in message may wait for its signature. */
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -12,7 +12,7 @@ const USED_TTL_SECONDS = 3600;
 export interface IssuedChallenge {
   readonly linkId: string;
   readonly groupId: string;
-  readonly address: string;
+  readonly address: Address;
   readonly chainId: number;
   /** SHA-256 of the exact message text: only that text is accepted back. */
   readonly messageHash: string;
@@ -22,7 +22,7 @@ export interface IssuedChallenge {
 const IssuedSchema = v.object({
   linkId: v.string(),
   groupId: v.string(),
-  address: v.string(),
+  address: StoredAddressSchema,
   chainId: v.number(),
   messageHash: v.string(),
   expiresAt: v.string(),
@@ -67,10 +67,8 @@ export function createChallengeStore(redis: Redis, keyPrefix: string): Challenge
     },
     async peek(nonce) {
       const raw = await storeCall("read sign-in challenge", () => redis.get<string>(key(nonce)));
-      if (typeof raw === "string") {
-        const parsed = v.safeParse(IssuedSchema, safeJson(raw));
-        if (parsed.success) return { state: "issued", challenge: parsed.output };
-      }
+      const challenge = typeof raw === "string" ? parseStored(IssuedSchema, raw) : undefined;
+      if (challenge) return { state: "issued", challenge };
       // Only a miss needs the second look: was it used, or never ours?
       const used = await storeCall("read used nonce", () => redis.exists(usedKey(nonce)));
       return used === 1 ? { state: "used" } : { state: "unknown" };
@@ -87,12 +85,4 @@ export function createChallengeStore(redis: Redis, keyPrefix: string): Challenge
 /** SHA-256 hex of a message's exact text. */
 export function hashMessage(message: string): string {
   return createHash("sha256").update(message, "utf8").digest("hex");
-}
-
-function safeJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return null;
-  }
 }

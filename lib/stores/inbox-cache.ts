@@ -1,6 +1,6 @@
 import type { Redis } from "../shared/redis.js";
 import { storeCall } from "../shared/redis.js";
-import type { Address } from "../xmtp/port.js";
+import type { Address } from "../shared/address.js";
 
 /** How long a found inbox is remembered (an address rarely moves to another inbox; a refused add forgets it sooner). */
 const FOUND_TTL_S = 24 * 3600;

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import * as v from "valibot";
 import { CorruptStateError } from "../shared/errors.js";
 import type { Redis } from "../shared/redis.js";
 import { storeCall } from "../shared/redis.js";
@@ -58,6 +59,15 @@ redis.call('SET', KEYS[1], id .. ' ' .. ARGV[1])
 return id .. ' ' .. ARGV[1]
 `;
 
+// Stored per group: "<link id> <1|0>" (enabled or not).
+const StoredLinkSchema = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9_-]{22} [01]$/),
+  v.transform((raw): JoinLink => ({ linkId: raw.slice(0, 22), enabled: raw.endsWith("1") })),
+);
+// RESOLVE's answer: the group id and the enabled flag.
+const ResolvedSchema = v.tuple([v.pipe(v.string(), v.regex(/^[0-9a-f]{1,128}$/)), v.picklist(["0", "1"])]);
+
 const RESOLVE = `
 local groupId = redis.call('GET', KEYS[1])
 if not groupId then return false end
@@ -77,9 +87,9 @@ export function createJoinLinkStore(redis: Redis, keyPrefix: string, newId: () =
   const byLinkPrefix = `${keyPrefix}:join-link:id:`;
 
   const parse = (raw: unknown, groupId: string): JoinLink => {
-    const match = typeof raw === "string" ? /^(\S+) ([01])$/.exec(raw) : null;
-    if (!match?.[1]) throw new CorruptStateError(`Join link of group ${groupId} has an unexpected shape`);
-    return { linkId: match[1], enabled: match[2] === "1" };
+    const parsed = v.safeParse(StoredLinkSchema, raw);
+    if (!parsed.success) throw new CorruptStateError(`Join link of group ${groupId} has an unexpected shape`);
+    return parsed.output;
   };
 
   return {
@@ -95,10 +105,8 @@ export function createJoinLinkStore(redis: Redis, keyPrefix: string, newId: () =
       const reply = await storeCall("resolve join link", () =>
         redis.eval<string[], [string, string] | null>(RESOLVE, [byLinkPrefix + linkId], [byGroupPrefix, linkId]),
       );
-      if (!Array.isArray(reply)) return null;
-      const [groupId, flag] = reply.map(String);
-      if (!groupId) return null;
-      return { groupId, enabled: flag === "1" };
+      const parsed = v.safeParse(ResolvedSchema, reply);
+      return parsed.success ? { groupId: parsed.output[0], enabled: parsed.output[1] === "1" } : null;
     },
     async rotate(groupId) {
       const id = newId();

@@ -1,12 +1,13 @@
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import * as v from "valibot";
+import { StoredAddressSchema, type Address } from "../shared/address.js";
+import { parseStored, storeCall, type Redis } from "../shared/redis.js";
 
 /** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
 export type MemberVia = "webhook" | "join-page" | "operator";
 
 /** A member as this backend recorded it. */
 export interface MemberRecord {
-  readonly address: string;
+  readonly address: Address;
   readonly joinedAt: string;
   readonly via: MemberVia;
 }
@@ -21,13 +22,15 @@ export type RecordMode = "replace" | "keep" | "exempt";
 /** Who joined each group, when and how (a Redis hash per group). Methods may throw StoreUnavailableError. */
 export interface MemberStore {
   /** Records a member (see {@link RecordMode}). */
-  record(groupId: string, address: string, via: MemberVia, mode: RecordMode): Promise<void>;
+  record(groupId: string, address: Address, via: MemberVia, mode: RecordMode): Promise<void>;
   /** Records several members in one round trip. */
-  recordMany(groupId: string, records: readonly { address: string; via: MemberVia; mode: RecordMode }[]): Promise<void>;
-  remove(groupId: string, addresses: readonly string[]): Promise<void>;
+  recordMany(groupId: string, records: readonly { address: Address; via: MemberVia; mode: RecordMode }[]): Promise<void>;
+  remove(groupId: string, addresses: readonly Address[]): Promise<void>;
   list(groupId: string): Promise<MemberRecord[]>;
   count(groupId: string): Promise<number>;
 }
+
+const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator"]) });
 
 // The operator's add: via "operator", keeping the time they first joined if they were already recorded.
 const EXEMPT = `
@@ -67,13 +70,10 @@ export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Da
       const pairs: [string, unknown][] = Array.isArray(reply)
         ? Array.from({ length: reply.length / 2 }, (_, i) => [String(reply[2 * i]), reply[2 * i + 1]])
         : Object.entries((reply ?? {}) as Record<string, unknown>);
+      // A field that is not a lowercase address, or a value of another shape, is not a member we recorded.
       return pairs.flatMap(([address, raw]) => {
-        try {
-          const parsed = (typeof raw === "string" ? JSON.parse(raw) : raw) as { joinedAt: string; via: MemberVia };
-          return [{ address, joinedAt: parsed.joinedAt, via: parsed.via }];
-        } catch {
-          return [];
-        }
+        const member = parseStored(StoredMember, raw);
+        return member && v.is(StoredAddressSchema, address) ? [{ address, ...member }] : [];
       });
     },
     count: (groupId) => storeCall("count members", () => redis.hlen(key(groupId))),

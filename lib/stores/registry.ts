@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import * as v from "valibot";
 import { CorruptStateError } from "../shared/errors.js";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import { parseStored, storeCall, type Redis } from "../shared/redis.js";
 import { RulesSchema, type Rules } from "../shared/rules.js";
 
 /** Where a group stands: recorded but not yet registered with the link service, or joinable. */
@@ -45,6 +44,9 @@ export type IdempotencyClaim =
 const CLAIM_TTL_MS = 60_000;
 /** How long a finished key answers retries with the same group. */
 const RESULT_TTL_S = 7 * 24 * 3600;
+
+// What an Idempotency-Key holds: the request's fingerprint, and the group once one was recorded under it.
+const ClaimSchema = v.object({ fp: v.string(), groupId: v.optional(v.string()) });
 
 // Claims a key atomically: the first caller gets "new"; later callers see what the first did.
 const CLAIM_SCRIPT = `
@@ -139,8 +141,8 @@ export function createGroupRegistry(redis: Redis, keyPrefix: string, now: () => 
     async releaseIdempotencyKey(key, fingerprint) {
       const raw = await storeCall("read idempotency key", () => redis.get<string>(idemKey(key)));
       if (typeof raw !== "string") return;
-      const rec = JSON.parse(raw) as { fp?: string; groupId?: string };
-      if (rec.fp === fingerprint && !rec.groupId) await storeCall("release idempotency key", () => redis.del(idemKey(key)));
+      const rec = parseStored(ClaimSchema, raw);
+      if (rec?.fp === fingerprint && !rec.groupId) await storeCall("release idempotency key", () => redis.del(idemKey(key)));
     },
     async list({ offset, limit }) {
       const [ids, total] = await storeCall("list groups", () =>

@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
-import * as v from "valibot";
 import type { Config } from "../config.js";
 import type { EligibilityService } from "../eligibility/service.js";
-import { OPEN_RULES, RulesSchema, type Rules } from "../shared/rules.js";
-import { ConflictError, InvalidRequestError } from "../shared/errors.js";
+import type { Rules } from "../shared/rules.js";
+import { ConflictError } from "../shared/errors.js";
 import { groupUrls, type JoinLinkStore } from "../stores/join-links.js";
 import { webhookToken } from "../services/webhook-token.js";
 import type { GroupRecord, GroupRegistry } from "../stores/registry.js";
@@ -11,33 +10,13 @@ import type { LinkService } from "../services/link-service.js";
 import type { Logger } from "../shared/log.js";
 import type { XmtpPort } from "../xmtp/port.js";
 
-// XMTP limits group metadata in UTF-8 bytes (libxmtp: name 100, description 1000, image URL 2048), not characters.
-/** A group's name: 1 to 100 bytes of UTF-8 after trimming. */
-export const GroupNameSchema = v.pipe(
-  v.string("must be a string"),
-  v.trim(),
-  v.minLength(1, "must not be empty"),
-  v.maxBytes(100, "must be at most 100 bytes of UTF-8 (about 100 Latin letters, fewer accented letters or emoji)"),
-);
-/** A group's description: at most 1000 bytes of UTF-8 after trimming. */
-export const GroupDescriptionSchema = v.pipe(
-  v.string("must be a string"),
-  v.trim(),
-  v.maxBytes(1000, "must be at most 1000 bytes of UTF-8 (about 1000 Latin letters, fewer accented letters or emoji)"),
-);
-
-/** The body of `POST /api/create`. Unknown keys are rejected. */
-export const CreateGroupSchema = v.strictObject({
-  name: GroupNameSchema,
-  description: v.optional(GroupDescriptionSchema, ""),
-  imageUrl: v.optional(
-    v.pipe(v.string("must be a string"), v.trim(), v.url("must be a URL"), v.startsWith("https://", "must be an https URL"), v.maxBytes(2048, "must be at most 2048 bytes")),
-  ),
-  rules: v.optional(RulesSchema, OPEN_RULES),
-});
-
-/** A validated create request. */
-export type CreateGroupInput = v.InferOutput<typeof CreateGroupSchema>;
+/** A valid create request (see the HTTP schema for the limits). */
+export interface CreateGroupInput {
+  readonly name: string;
+  readonly description: string;
+  readonly imageUrl?: string | undefined;
+  readonly rules: Rules;
+}
 
 /** What the operator gets back: the group and its shareable links. */
 export interface CreatedGroup {
@@ -63,12 +42,6 @@ export interface CreateGroupDeps {
   readonly eligibility: Pick<EligibilityService, "prepare">;
   readonly logger: Logger;
 }
-
-/** Accepted `Idempotency-Key` values (as Stripe's and the IETF draft's: an opaque token). */
-export const IdempotencyKeySchema = v.pipe(
-  v.string(),
-  v.regex(/^[\x21-\x7e]{8,255}$/, "Idempotency-Key must be 8 to 255 visible ASCII characters"),
-);
 
 /**
  * Creates an XMTP group, records it (`pending-link`), publishes it to the network, gives it a join link of its
@@ -150,16 +123,4 @@ async function finish(deps: CreateGroupDeps, record: GroupRecord, published = fa
     ...(serviceUrl && current.linkId ? { groupLinkId: current.linkId } : {}),
     rules: current.rules,
   };
-}
-
-/**
- * Reads the optional `Idempotency-Key` header.
- * @throws {InvalidRequestError} when present but malformed.
- */
-export function readIdempotencyKey(request: Request): string | undefined {
-  const raw = request.headers.get("idempotency-key");
-  if (raw === null) return undefined;
-  const parsed = v.safeParse(IdempotencyKeySchema, raw.trim());
-  if (!parsed.success) throw new InvalidRequestError(parsed.issues[0].message);
-  return parsed.output;
 }

@@ -1,25 +1,12 @@
-import * as v from "valibot";
-import { AddressSchema } from "../shared/address.js";
+import type { Address } from "../shared/address.js";
 import type { Config } from "../config.js";
 import type { EligibilityChecker } from "../eligibility/evaluate.js";
 import { enforceLimit, type RateLimiter } from "../stores/rate-limits.js";
 import { RateLimitedError, UnauthorizedError } from "../shared/errors.js";
 import type { AuditEntry } from "../stores/audit-log.js";
-import { isValidWebhookToken } from "../services/webhook-token.js";
 import type { GroupRegistry } from "../stores/registry.js";
-import { admit, type AdmissionDeps } from "../membership/membership.js";
+import { admit, type MembershipDeps } from "../membership/membership.js";
 import { ADMIT_DENIAL_REASONS } from "../membership/admit-batch.js";
-import type { Address } from "../xmtp/port.js";
-
-/** The body the link service posts to the webhook. */
-export const JoinRequestSchema = v.object({
-  groupLinkId: v.pipe(v.string("must be a string"), v.trim(), v.minLength(1, "must not be empty"), v.maxLength(128)),
-  topic: v.pipe(v.string("must be a string"), v.trim(), v.regex(/^[0-9a-f]{1,128}$/i, "must be a group id (hex)")),
-  walletAddress: AddressSchema,
-});
-
-/** A validated join request. */
-export type JoinRequest = v.InferOutput<typeof JoinRequestSchema>;
 
 /** The answer the link service shows the person. */
 export type JoinDecision = { readonly status: "SUCCESS" } | { readonly status: "DENIED"; readonly reason: string };
@@ -28,27 +15,11 @@ export type JoinDecision = { readonly status: "SUCCESS" } | { readonly status: "
 export const INACTIVE_LINK_REASON = "This group link is not active";
 
 /** What deciding a join needs. */
-export interface JoinDeps extends AdmissionDeps {
+export interface JoinDeps extends MembershipDeps {
   readonly config: { readonly webhookSecret: string; readonly rateLimits: Config["rateLimits"] };
   readonly rateLimiter: RateLimiter;
   readonly registry: GroupRegistry;
   readonly eligibility: EligibilityChecker;
-}
-
-/**
- * Checks the webhook token for the request's group, then decides the join (see {@link decideJoin}).
- * @throws {UnauthorizedError} when the token is missing or not the group's.
- * @throws {import("../shared/errors.js").RateLimitedError} over the per-wallet or per-group limit (429).
- */
-export async function handleWebhookJoin(deps: JoinDeps, request: JoinRequest, token: string | null): Promise<JoinDecision> {
-  if (!token || !isValidWebhookToken(deps.config.webhookSecret, request.topic.toLowerCase(), token)) {
-    throw new UnauthorizedError("Missing or invalid webhook token");
-  }
-  // Per wallet within the group, not per IP: every webhook call comes from the link service's few addresses, and
-  // a webhook URL leaked for one group must not lock a wallet out of the others.
-  const groupId = request.topic.toLowerCase();
-  await enforceLimit(deps.rateLimiter, "webhookPerWallet", `${groupId}:${request.walletAddress}`);
-  return decideJoin(deps, { groupId, address: request.walletAddress, serviceLinkId: request.groupLinkId }, "webhook");
 }
 
 /**
@@ -92,10 +63,7 @@ export async function decideJoin(
     deps.logger.info("join_decided", { groupId, outcome });
     if (outcome === "added" || outcome === "already-member") return { status: "SUCCESS" };
     if (outcome === "group-gone") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
-    const reason = ADMIT_DENIAL_REASONS[outcome];
-    // Decided before any queue: nobody else records it.
-    if (outcome === "not-on-xmtp") await audit("not-on-xmtp", reason);
-    return { status: "DENIED", reason };
+    return { status: "DENIED", reason: ADMIT_DENIAL_REASONS[outcome] };
   } catch (error) {
     if (error instanceof RateLimitedError || error instanceof UnauthorizedError) throw error;
     await audit("error", error instanceof Error ? error.name : "unknown").catch(() => undefined);

@@ -1,14 +1,10 @@
-import * as v from "valibot";
 import type { EligibilityChecker } from "../eligibility/evaluate.js";
 import { EligibilitySourceError } from "../eligibility/evaluate.js";
-import type { MemberStore } from "../stores/members.js";
 import type { GroupRegistry } from "../stores/registry.js";
-import type { Logger } from "../shared/log.js";
+import type { ReverifyCursor, ReverifyCursorStore } from "../stores/reverify-cursor.js";
 import { describeError } from "../shared/log.js";
-import { removeMembers, type OperatorDeps } from "./operator.js";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
-import type { Address } from "../xmtp/port.js";
+import { removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import type { Address } from "../shared/address.js";
 
 /** Bounds of one re-verification run (a Vercel cron invocation must finish within maxDuration). */
 export interface ReverifyLimits {
@@ -45,18 +41,11 @@ export interface ReverifyReport {
 }
 
 /** What re-verification needs. */
-export interface ReverifyDeps extends OperatorDeps {
-  readonly redis: Redis;
-  readonly config: OperatorDeps["config"] & { readonly redis: { readonly keyPrefix: string } };
-  readonly registry: GroupRegistry;
-  readonly members: MemberStore;
-  readonly eligibility: OperatorDeps["eligibility"] & EligibilityChecker;
-  readonly logger: Logger;
+export interface ReverifyDeps extends MembershipDeps {
+  readonly registry: Pick<GroupRegistry, "list" | "get">;
+  readonly eligibility: EligibilityChecker;
+  readonly reverifyCursor: ReverifyCursorStore;
 }
-
-// Mid-group, the last address checked (members are taken in address order): removals in between cannot shift it.
-const CursorSchema = v.object({ group: v.pipe(v.number(), v.integer(), v.minValue(0)), after: v.nullable(v.string()) });
-type Cursor = v.InferOutput<typeof CursorSchema>;
 
 /**
  * Re-checks members who joined through the rules against their group's current rules and removes those who no
@@ -74,8 +63,7 @@ export async function reverifyMembers(
   const now = options.now ?? Date.now;
   const started = now();
   const overTime = () => now() - started >= limits.timeBudgetMs;
-  const cursorKey = `${deps.config.redis.keyPrefix}:reverify:cursor`;
-  const cursor = await readCursor(deps.redis, cursorKey);
+  const cursor = await deps.reverifyCursor.read();
   const { groupIds, total } = await deps.registry.list({ offset: cursor.group, limit: limits.groupsPerRun });
   const report = {
     dryRun: options.dryRun,
@@ -88,8 +76,8 @@ export async function reverifyMembers(
     stoppedBy: "done" as ReverifyReport["stoppedBy"],
   };
   const save = async (group: number, after: string | null) => {
-    const next: Cursor = { group: group >= total ? 0 : group, after };
-    if (!options.dryRun) await storeCall("write cursor", () => deps.redis.set(cursorKey, JSON.stringify(next)));
+    const next: ReverifyCursor = { group: group >= total ? 0 : group, after };
+    if (!options.dryRun) await deps.reverifyCursor.save(next);
     return { nextCursor: next.group, nextAfter: next.after };
   };
 
@@ -112,7 +100,7 @@ export async function reverifyMembers(
         report.groupsChecked++;
         const members = (await deps.members.list(groupId))
           .filter((m) => m.via !== "operator" && (after === null || m.address > after))
-          .map((m) => m.address as Address)
+          .map((m) => m.address)
           .sort();
         const toRemove: { address: Address; reason: string }[] = [];
         let next = 0;
@@ -145,7 +133,7 @@ export async function reverifyMembers(
         if (!options.dryRun) {
           const byReason = new Map<string, Address[]>();
           for (const r of removeNow) byReason.set(r.reason, [...(byReason.get(r.reason) ?? []), r.address]);
-          for (const [reason, addresses] of byReason) await removeMembers(deps, groupId, addresses, "reverify", reason);
+          for (const [reason, addresses] of byReason) await removeFromGroup(deps, groupId, addresses, { source: "reverify", reason });
         }
         report.removed.push(...removeNow.map((r) => ({ groupId, ...r })));
       }
@@ -169,17 +157,4 @@ export async function reverifyMembers(
     stoppedBy: report.stoppedBy,
   });
   return { ...report, ...position };
-}
-
-async function readCursor(redis: Redis, key: string): Promise<Cursor> {
-  const raw = await storeCall("read cursor", () => redis.get<string>(key));
-  if (typeof raw !== "string") return { group: 0, after: null };
-  // Older runs stored the group position alone.
-  if (/^\d+$/.test(raw)) return { group: Number(raw), after: null };
-  try {
-    const parsed = v.safeParse(CursorSchema, JSON.parse(raw));
-    return parsed.success ? parsed.output : { group: 0, after: null };
-  } catch {
-    return { group: 0, after: null };
-  }
 }

@@ -1,9 +1,10 @@
 import * as v from "valibot";
 import { getAddress, type Hex } from "viem";
 import { createSiweMessage, parseSiweMessage } from "viem/siwe";
-import { AddressSchema } from "../shared/address.js";
+import { AddressSchema, type Address } from "../shared/address.js";
 import type { Config } from "../config.js";
-import { chainName, describeRules } from "../eligibility/evaluate.js";
+import { chainName } from "../shared/chains.js";
+import { describeRules } from "../eligibility/evaluate.js";
 import type { Rules } from "../shared/rules.js";
 import { NotFoundError, UnauthorizedError } from "../shared/errors.js";
 import { JOIN_LINK_ID, joinPageUrl, type JoinLinkStore } from "../stores/join-links.js";
@@ -13,7 +14,6 @@ import { enforceLimit, ipSubject } from "../stores/rate-limits.js";
 import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "../stores/challenges.js";
 import type { SignatureCheck, SignatureVerifier } from "../services/signature-verifier.js";
 import { contractWalletChains } from "../eligibility/contract-wallet-chains.js";
-import type { Address } from "../xmtp/port.js";
 
 /** Where a joined person can open the group (xmtp.chat deep-links a conversation by its id). */
 export const openInXmtpChat = (groupId: string): string => `https://xmtp.chat/conversations/${groupId}`;
@@ -77,19 +77,18 @@ function requirements(rules: Rules): { mode: "all" | "any"; items: string[] } {
   return { mode: "all", items: [describeRules(rules)] };
 }
 
-/** `POST /api/join/challenge` body. */
-export const ChallengeRequestSchema = v.strictObject({
-  linkId: v.pipe(v.string("must be a string"), v.regex(JOIN_LINK_ID, "must be a join link id")),
-  address: AddressSchema,
-  chainId: v.pipe(v.number("must be a number"), v.integer("must be a whole number"), v.minValue(1, "must be positive"), v.maxValue(Number.MAX_SAFE_INTEGER)),
-});
+/** A request for a sign-in message: which join link, which wallet, and the chain the wallet is on. */
+export interface ChallengeRequest {
+  readonly linkId: string;
+  readonly address: Address;
+  readonly chainId: number;
+}
 
-/** `POST /api/join` body. */
-export const JoinWithSignatureSchema = v.strictObject({
-  message: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(4096, "must be at most 4096 characters")),
-  // EIP-6492 signatures carry a factory call, so they may be long; 64 KiB of body caps them anyway.
-  signature: v.pipe(v.string("must be a string"), v.regex(/^0x(?:[0-9a-fA-F]{2}){1,30000}$/, "must be a 0x hex signature")),
-});
+/** A signed sign-in message, as the join page posts it. */
+export interface SignedJoin {
+  readonly message: string;
+  readonly signature: string;
+}
 
 /** A sign-in message for the wallet to sign. */
 export interface IssuedMessage {
@@ -105,7 +104,7 @@ export interface IssuedMessage {
  */
 export async function issueChallenge(
   deps: JoinFlowDeps,
-  input: v.InferOutput<typeof ChallengeRequestSchema>,
+  input: ChallengeRequest,
   ip: string,
 ): Promise<IssuedMessage> {
   const network = ipSubject(ip);
@@ -178,7 +177,7 @@ export type JoinPageResult =
  */
 export async function joinWithSignature(
   deps: JoinFlowDeps,
-  input: v.InferOutput<typeof JoinWithSignatureSchema>,
+  input: SignedJoin,
   ip: string,
 ): Promise<JoinPageResult> {
   const { publicUrl } = deps.config;
@@ -210,7 +209,7 @@ export async function joinWithSignature(
   if (group?.state !== "active") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
   // A smart-contract wallet is checked only on a chain the group's rules read (see contractWalletChains).
   const contractChains = contractWalletChains(group.rules, deps.config.eligibility.rpcUrls);
-  const check = await deps.signatures.verify({ address: challenge.address as Address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId, contractChains });
+  const check = await deps.signatures.verify({ address: challenge.address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId, contractChains });
   if (!check.valid) throw new UnauthorizedError(refusal(check, challenge.address, challenge.chainId));
   // Counted only now that the signature proved the address: forged requests cannot lock a wallet out.
   await enforceLimit(deps.rateLimiter, "joinPerProvenAddress", challenge.address);
@@ -227,7 +226,7 @@ export async function joinWithSignature(
     if (used === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
     if (used === "unknown") throw new UnauthorizedError("This sign-in message has expired; start again");
   };
-  const decision = await decideJoin(deps, { groupId: challenge.groupId, address: challenge.address as Address }, "join-page", consume);
+  const decision = await decideJoin(deps, { groupId: challenge.groupId, address: challenge.address }, "join-page", consume);
   deps.logger.info("join_page_signed", { groupId: challenge.groupId, wallet: check.kind, status: decision.status });
   return decision.status === "SUCCESS"
     ? { status: "SUCCESS", groupId: challenge.groupId, openUrl: openInXmtpChat(challenge.groupId) }

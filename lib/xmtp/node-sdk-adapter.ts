@@ -22,19 +22,8 @@ import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type 
 import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
-import {
-  SessionNotNeededError,
-  toXmtpError,
-  XmtpBusyError,
-  withErrorMapping,
-  XmtpGroupNotFoundError,
-  type Address,
-  type XmtpGroupInfo,
-  type XmtpMember,
-  type XmtpMessage,
-  type XmtpPort,
-  type XmtpSession,
-} from "./port.js";
+import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
+import type { Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
 
 // Values of the SDK's ambient const enums (see signer.ts for why).

@@ -1,10 +1,8 @@
+import type { Address } from "../shared/address.js";
 import { DependencyUnavailableError, NotFoundError } from "../shared/errors.js";
 
 /** XMTP's ceiling on a group's members, the backend's own inbox included. */
 export const MAX_GROUP_MEMBERS = 250;
-
-/** A lowercase 0x-prefixed Ethereum address. */
-export type Address = `0x${string}`;
 
 /** A member of an XMTP group as this service needs it. */
 export interface XmtpMember {
@@ -131,17 +129,13 @@ export function lazyXmtpPort(load: () => Promise<XmtpPort>): XmtpPort {
 /** The XMTP network could not be reached or timed out; the request may be retried. */
 export class XmtpUnavailableError extends DependencyUnavailableError {
   override readonly name = "XmtpUnavailableError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "The XMTP network is unavailable; try again in a moment", options);
-  }
+  override readonly publicMessage = "The XMTP network is unavailable; try again in a moment";
 }
 
 /** Another instance held the XMTP installation for longer than this request could wait (503: ask again). */
 export class XmtpBusyError extends DependencyUnavailableError {
   override readonly name = "XmtpBusyError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "The service is busy; try again in a moment", options);
-  }
+  override readonly publicMessage = "The service is busy; try again in a moment";
 }
 
 /** XMTP rejected an operation (not a network failure). */

@@ -1,7 +1,7 @@
 import type { IdentifierKind, Signer } from "@xmtp/node-sdk";
 import { hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { Address } from "./port.js";
+import type { Address } from "../shared/address.js";
 
 // The SDK's enums are ambient `const enum`s, which isolated-module builds cannot read: use their values.
 /** `IdentifierKind.Ethereum`. */

@@ -22,6 +22,34 @@ afterAll(async () => {
   await local.close();
 });
 
+describe("the local server's routes", () => {
+  it("are read from api/ as Vercel routes them: every function, no helper, static segments before dynamic ones", () => {
+    const table = local.routes.map((r) => [r.file, r.pattern.source]);
+    expect(table).toEqual([
+      ["create.ts", "^\\/api\\/create$"],
+      ["cron/reverify.ts", "^\\/api\\/cron\\/reverify$"],
+      ["groups/index.ts", "^\\/api\\/groups$"],
+      ["join-page.ts", "^\\/api\\/join-page$"],
+      ["join/challenge.ts", "^\\/api\\/join\\/challenge$"],
+      ["join/index.ts", "^\\/api\\/join$"],
+      ["webhook.ts", "^\\/api\\/webhook$"],
+      ["groups/[id].ts", "^\\/api\\/groups\\/[^/]+$"],
+      ["groups/[id]/audit.ts", "^\\/api\\/groups\\/[^/]+\\/audit$"],
+      ["groups/[id]/join-link.ts", "^\\/api\\/groups\\/[^/]+\\/join-link$"],
+      ["groups/[id]/members.ts", "^\\/api\\/groups\\/[^/]+\\/members$"],
+      ["groups/[id]/messages.ts", "^\\/api\\/groups\\/[^/]+\\/messages$"],
+    ]);
+  });
+
+  it("follow vercel.json's rewrite: /join/<id> is the join page function, with the id as its query", async () => {
+    const res = await fetch(`${base}/join/AAAAAAAAAAAAAAAAAAAAAA`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    expect((await fetch(`${base}/api/_operator`)).status).toBe(404);
+    expect((await fetch(`${base}/api/groups/x/nope`)).status).toBe(404);
+  });
+});
+
 describe("over HTTP", () => {
   it("creates a group, then a registered wallet joins through the webhook URL it registered", async () => {
     const created = await fetch(`${base}/api/create`, {

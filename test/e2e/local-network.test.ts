@@ -5,7 +5,7 @@ import { Client, Group } from "@xmtp/node-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGroup } from "../../lib/use-cases/create-group.js";
 import { webhookToken } from "../../lib/services/webhook-token.js";
-import { handleWebhookJoin } from "../../lib/use-cases/decide-join.js";
+import { handleWebhookJoin } from "../../lib/use-cases/webhook-join.js";
 import { issueChallenge, joinWithSignature } from "../../lib/use-cases/sign-in-join.js";
 import { addMembers, listMessages, removeMembers, sendMessage, showGroup } from "../../lib/use-cases/operator.js";
 import { DATABASE_FILE_SUFFIXES } from "../../lib/xmtp/state/local-files.js";

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AIRSTACK_URL, createAirstackSource } from "../../lib/eligibility/airstack.js";
 import { createEligibilityChecker, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
 import type { Rules } from "../../lib/shared/rules.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 
 // Airstack faked at its HTTP boundary with the documented response shapes.
 const seen: { authorization: string | null; body: { query: string; variables: Record<string, unknown> } }[] = [];

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { withEligibilityCache } from "../../lib/eligibility/cache.js";
 import { EligibilitySourceError, type EligibilityChecker } from "../../lib/eligibility/evaluate.js";
 import type { Rules } from "../../lib/shared/rules.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { testRedis } from "../support/test-app.js";
 
 const redis = testRedis();
@@ -33,5 +33,21 @@ describe("eligibility cache (Redis)", () => {
     fail = false;
     expect(await cached.check({ type: "poap", eventId: 3 }, owner, "g1")).toEqual({ eligible: false, reason: "nope" });
     expect(await redis.ttl(`${prefix}:elig:g1:${owner}:${(await import("node:crypto")).createHash("sha256").update(JSON.stringify(rules)).digest("hex").slice(0, 16)}`)).toBeGreaterThan(50);
+  });
+
+  it("asks again when the cached answer is not one it wrote", async () => {
+    let calls = 0;
+    const inner: EligibilityChecker = { check: async () => (calls++, { eligible: true }) };
+    const prefix = `cache${Math.random().toString(36).slice(2)}`;
+    const cached = withEligibilityCache(inner, redis, prefix, 60);
+    const rules: Rules = { type: "poap", eventId: 9 };
+    expect(await cached.check(rules, owner, "g")).toEqual({ eligible: true });
+    const [key] = await redis.keys(`${prefix}:elig:*`);
+    for (const junk of ["{", JSON.stringify({ eligible: false }), JSON.stringify({ eligible: "yes" })]) {
+      await redis.set(key!, junk);
+      expect(await cached.check(rules, owner, "g"), junk).toEqual({ eligible: true });
+    }
+    expect(calls).toBe(4);
+    expect(cached.stats).toEqual({ hits: 0, misses: 4 });
   });
 });

@@ -9,7 +9,7 @@ import { InvalidRequestError } from "../../lib/shared/errors.js";
 import { createEligibilityChecker, describeRules, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
 import { createOnchainSource } from "../../lib/eligibility/onchain.js";
 import { MAX_UINT256, type Erc20Rule, type Rules } from "../../lib/shared/rules.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
 import { freePort } from "../../local/redis/redis-server.js";
 import { adminPost } from "../support/requests.js";

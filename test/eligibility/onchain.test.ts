@@ -5,7 +5,7 @@ import { InvalidRequestError } from "../../lib/shared/errors.js";
 import { createEligibilityChecker, EligibilitySourceError } from "../../lib/eligibility/evaluate.js";
 import { createOnchainSource, POAP_CONTRACT } from "../../lib/eligibility/onchain.js";
 import type { Rules } from "../../lib/shared/rules.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
 import { freePort } from "../../local/redis/redis-server.js";
 

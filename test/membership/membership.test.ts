@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { admit, serveAdmissions } from "../../lib/membership/membership.js";
+import { addByOperator, admit, removeFromGroup, serveAdmissions } from "../../lib/membership/membership.js";
+import { ADMIT_DENIAL_REASONS } from "../../lib/membership/admit-batch.js";
 import { decideJoin } from "../../lib/use-cases/decide-join.js";
 import { addMembers, removeMembers } from "../../lib/use-cases/operator.js";
-import { MAX_GROUP_MEMBERS, XmtpUnavailableError, type Address } from "../../lib/xmtp/port.js";
+import { MAX_GROUP_MEMBERS, XmtpUnavailableError } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { createTestApp, type TestApp } from "../support/test-app.js";
 
 // Admissions sharing commits, on real Redis with the XMTP double (the real client: test/e2e/launch-day.test.ts).
@@ -136,5 +138,39 @@ describe("admissions share commits", () => {
     expect(await decideJoin(t.app, { groupId, address: stranger }, "webhook")).toMatchObject({ status: "DENIED", reason: expect.stringMatching(/no XMTP inbox/) as unknown });
     expect(t.network.sessions).toBe(sessions);
     expect(await t.app.inboxes.get(stranger)).toBeNull();
+  });
+});
+
+describe("the membership service owns every change and its record", () => {
+  it("whichever door: joins, operator adds and removals each leave the member record and one audit entry with the shared reason", async () => {
+    const groupId = await openGroup();
+    const [joiner, vouched, ghost] = [...people(2), wallet()];
+    expect(await admit(t.app, { groupId, address: joiner, source: "webhook" })).toBe("added");
+    expect(await admit(t.app, { groupId, address: ghost!, source: "join-page" })).toBe("not-on-xmtp");
+    expect(await addByOperator(t.app, groupId, [vouched!, ghost!])).toEqual([
+      { address: vouched, result: "added" },
+      { address: ghost, result: "not-on-xmtp" },
+    ]);
+    expect(new Map((await t.app.members.list(groupId)).map((m) => [m.address, m.via]))).toEqual(new Map([[joiner, "webhook"], [vouched, "operator"]]));
+    expect(await removeFromGroup(t.app, groupId, [joiner, ghost!], { source: "reverify", reason: "Hold at least 1 GATE on Base" })).toEqual([
+      { address: joiner, result: "removed" },
+      { address: ghost, result: "not-on-xmtp" },
+    ]);
+    expect(t.network.memberAddresses(groupId)).not.toContain(joiner);
+    expect((await t.app.members.list(groupId)).map((m) => m.address)).toEqual([vouched]);
+    // A retry of the join that ended "added" is asked again, not answered from before the removal.
+    expect(await t.app.admissions.outcome(groupId, joiner)).toBeNull();
+    const { entries } = await t.app.audit.list(groupId, { offset: 0, limit: 20 });
+    // Entries written in the same millisecond have no order between them: compared as a set.
+    const summary = entries.map((e) => [e.source, e.action, e.address, e.outcome, e.reason ?? null]);
+    expect(summary).toHaveLength(6);
+    expect(summary).toEqual(expect.arrayContaining([
+      ["webhook", "join", joiner, "added", null],
+      ["join-page", "join", ghost, "not-on-xmtp", ADMIT_DENIAL_REASONS["not-on-xmtp"]],
+      ["operator", "add", vouched, "added", null],
+      ["operator", "add", ghost, "not-on-xmtp", ADMIT_DENIAL_REASONS["not-on-xmtp"]],
+      ["reverify", "remove", joiner, "removed", "Hold at least 1 GATE on Base"],
+      ["reverify", "remove", ghost, "not-on-xmtp", "Hold at least 1 GATE on Base"],
+    ]));
   });
 });

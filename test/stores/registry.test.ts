@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CorruptStateError } from "../../lib/shared/errors.js";
 import { createGroupRegistry } from "../../lib/stores/registry.js";
-import { createAuditLog, AUDIT_LOG_CAP } from "../../lib/stores/audit-log.js";
 import { testRedis } from "../support/test-app.js";
 
 const redis = testRedis();
@@ -45,33 +44,5 @@ describe("group registry", () => {
     await registry.insertPending({ groupId: "ef56", name: "n", description: "", rules: { type: "open" } }, { key: "key-abcdefgh", fingerprint: "fp" });
     await registry.releaseIdempotencyKey("key-abcdefgh", "fp");
     expect(await registry.claimIdempotencyKey("key-abcdefgh", "fp")).toEqual({ kind: "created", groupId: "ef56" });
-  });
-});
-
-describe("audit log", () => {
-  it("keeps changes and denials newest first, each capped, so a flood of denials cannot push changes out", async () => {
-    const p = prefix();
-    let t = 0;
-    const audit = createAuditLog(redis, p, () => new Date(1_700_000_000_000 + t++ * 1000));
-    await audit.append("g", { source: "webhook", action: "join", address: "0xfirst", outcome: "added" });
-    // A flood of wallets the rules turn away (seeded in one pipeline; the next append trims).
-    const pipe = redis.pipeline();
-    for (let i = 0; i < AUDIT_LOG_CAP + 4; i++) {
-      pipe.lpush(`${p}:audit:denials:g`, JSON.stringify({ at: new Date(1_700_000_100_000 + i).toISOString(), source: "join-page", action: "join", address: `0x${i}`, outcome: "denied", reason: "no" }));
-    }
-    await pipe.exec();
-    t = 200;
-    await audit.append("g", { source: "join-page", action: "join", address: "0xlast-denied", outcome: "denied", reason: "no" });
-    await audit.append("g", { source: "operator", action: "add", address: "0xlast", outcome: "added" });
-
-    const changes = await audit.list("g", { offset: 0, limit: 10, kind: "changes" });
-    expect(changes.entries.map((e) => e.address)).toEqual(["0xlast", "0xfirst"]);
-    const denials = await audit.list("g", { offset: 0, limit: 2, kind: "denials" });
-    expect(denials.total).toBe(AUDIT_LOG_CAP);
-    expect(denials.entries[0]).toMatchObject({ address: "0xlast-denied", outcome: "denied" });
-    // Both, merged newest first.
-    const all = await audit.list("g", { offset: 0, limit: 3 });
-    expect(all.total).toBe(AUDIT_LOG_CAP + 2);
-    expect(all.entries.map((e) => e.address)).toEqual(["0xlast", "0xlast-denied", `0x${AUDIT_LOG_CAP + 3}`]);
   });
 });

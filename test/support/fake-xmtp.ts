@@ -1,15 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createMutex } from "../../lib/shared/mutex.js";
-import {
-  toXmtpError,
-  withErrorMapping,
-  XmtpGroupNotFoundError,
-  type Address,
-  type XmtpGroupInfo,
-  type XmtpMessage,
-  type XmtpPort,
-  type XmtpSession,
-} from "../../lib/xmtp/port.js";
+import { toXmtpError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMessage, type XmtpPort, type XmtpSession } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 
 interface FakeGroup {
   info: XmtpGroupInfo;

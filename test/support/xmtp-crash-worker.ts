@@ -8,7 +8,7 @@ import { silentLogger } from "../../lib/shared/log.js";
 import { addMembers, removeMembers, sendMessage } from "../../lib/use-cases/operator.js";
 import { createRedis } from "../../lib/shared/redis.js";
 import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { startCuttableProxy } from "./cuttable-proxy.js";
 
 /** The operation the instance runs. */

@@ -8,7 +8,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { nodeRequest } from "../../local/xmtp-node/launcher.js";
 import type { NodeFault } from "../../local/xmtp-node/xmtp-node.js";
 import { bindingClientOf } from "../../lib/xmtp/node-sdk-adapter.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 
 /** Someone with a wallet and their own real XMTP client on the local node (as if they had opened an XMTP app). */

@@ -12,7 +12,7 @@ import { setApp } from "../../lib/app.js";
 import type { Rules } from "../../lib/shared/rules.js";
 import { webhookToken } from "../../lib/services/webhook-token.js";
 import { ipSubject } from "../../lib/stores/rate-limits.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
 import { adminPost, post } from "../support/requests.js";
 import { createTestApp, WEBHOOK_SECRET, type TestApp } from "../support/test-app.js";

@@ -6,7 +6,7 @@ import { setApp } from "../../lib/app.js";
 import type { Rules } from "../../lib/shared/rules.js";
 import { webhookToken } from "../../lib/services/webhook-token.js";
 import { reverifyMembers } from "../../lib/use-cases/reverify.js";
-import type { Address } from "../../lib/xmtp/port.js";
+import type { Address } from "../../lib/shared/address.js";
 import webhookRoute from "../../api/webhook.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
 import { freePort } from "../../local/redis/redis-server.js";

@@ -1,7 +1,8 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
 import { defineRoute, groupIdFromPath, json, readQuery } from "../../../lib/http/responses.js";
-import { AuditQuerySchema, groupAudit } from "../../../lib/use-cases/operator.js";
+import { groupAudit } from "../../../lib/use-cases/operator.js";
+import { AuditQuerySchema } from "../../../lib/http/request-schemas.js";
 
 /** `GET /api/groups/:id/audit?offset&limit&type`: join/leave decisions (changes, denials, or all), newest first. */
 export default defineRoute(

@@ -1,6 +1,7 @@
 import { appLogger } from "../../../lib/app.js";
 import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../../lib/http/responses.js";
-import { changeJoinLink, JoinLinkActionSchema } from "../../../lib/use-cases/operator.js";
+import { changeJoinLink } from "../../../lib/use-cases/operator.js";
+import { JoinLinkActionSchema } from "../../../lib/http/request-schemas.js";
 import { operatorApp } from "../../_operator.js";
 
 /** `POST /api/groups/:id/join-link {action: "rotate" | "disable" | "enable"}`: manage the group's own join link. */

@@ -1,7 +1,8 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
 import { defineRoute, groupIdFromPath, json, readJsonBody } from "../../../lib/http/responses.js";
-import { addMembers, AddressesSchema, removeMembers } from "../../../lib/use-cases/operator.js";
+import { addMembers, removeMembers } from "../../../lib/use-cases/operator.js";
+import { AddressesSchema } from "../../../lib/http/request-schemas.js";
 
 /** `POST` (add, rules bypassed) and `DELETE` (remove) `/api/groups/:id/members` with `{addresses:[…]}`. */
 export default defineRoute(

@@ -1,7 +1,8 @@
 import { appLogger } from "../../../lib/app.js";
 import { operatorApp } from "../../_operator.js";
 import { defineRoute, groupIdFromPath, json, readJsonBody, readQuery } from "../../../lib/http/responses.js";
-import { listMessages, MessageSchema, MessagesQuerySchema, sendMessage } from "../../../lib/use-cases/operator.js";
+import { listMessages, sendMessage } from "../../../lib/use-cases/operator.js";
+import { MessageSchema, MessagesQuerySchema } from "../../../lib/http/request-schemas.js";
 
 /** `POST /api/groups/:id/messages {text}` (send as the backend) and `GET …?limit&before` (recent messages). */
 export default defineRoute(

@@ -24,17 +24,16 @@ export type SessionStep = "leased" | "restored" | "checkpointed" | "worked" | "u
 /** The installation is marked as needing recovery; sessions refuse to run until an operator recovers it (503). */
 export class NeedsRecoveryError extends DependencyUnavailableError {
   override readonly name = "NeedsRecoveryError";
+  override readonly publicMessage = "The service needs operator attention; try again later";
   constructor(reason: string, options?: ErrorOptions) {
-    super(`XMTP installation needs recovery: ${reason}`, "The service needs operator attention; try again later", options);
+    super(`XMTP installation needs recovery: ${reason}`, options);
   }
 }
 
 /** Saving the database failed, or this holder lost its lease: what was not saved is dropped (503). */
 export class PersistFailedError extends DependencyUnavailableError {
   override readonly name = "PersistFailedError";
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, "The service could not save its state; try again later", options);
-  }
+  override readonly publicMessage = "The service could not save its state; try again later";
 }
 
 /** How long a session's work may start new network work after it took the lease (15 s of lease wait + 25 s + the save fit in 60 s). */

@@ -21,8 +21,9 @@ export class LeaseNotNeededError extends Error {
 /** No lease within the wait budget: another instance is holding the XMTP installation (503). */
 export class LeaseTimeoutError extends DependencyUnavailableError {
   override readonly name = "LeaseTimeoutError";
+  override readonly publicMessage = "The service is busy; try again in a moment";
   constructor(waitedMs: number) {
-    super(`XMTP lease not acquired within ${waitedMs} ms`, "The service is busy; try again in a moment");
+    super(`XMTP lease not acquired within ${waitedMs} ms`);
   }
 }
 

@@ -1,10 +1,12 @@
-import type { Redis } from "../../shared/redis.js";
-import { storeCall } from "../../shared/redis.js";
+import * as v from "valibot";
+import { parseStored, storeCall, type Redis } from "../../shared/redis.js";
 import { acquireLease } from "./lease.js";
 import type { RecoveryMarker, SnapshotStore } from "./snapshot-store.js";
 
 /** Recoveries closer together than this need `force`: each one spends identity updates (256 per inbox, ever). */
 export const RECOVERY_COOLDOWN_MS = 24 * 60 * 60 * 1000;
+
+const HistoryEntrySchema = v.object({ at: v.string() });
 
 /** What a recovery did, or why it did nothing. */
 export type RecoveryReport =
@@ -45,8 +47,9 @@ export async function recoverInstallation(deps: RecoveryDeps, options: { force?:
     const marker = await deps.store.readRecoveryMarker();
     if (!marker && !options.force) return { status: "nothing-to-do" };
     const last: unknown = await storeCall("read recovery history", () => deps.redis.lindex(keys.history, 0));
-    if (typeof last === "string" && !options.force) {
-      const at = Date.parse((JSON.parse(last) as { at: string }).at);
+    if (last !== null && last !== undefined && !options.force) {
+      // A last entry that cannot be read counts as recent: recovering twice costs more than asking for --force.
+      const at = Date.parse(parseStored(HistoryEntrySchema, last)?.at ?? "") || now().getTime();
       if (now().getTime() - at < RECOVERY_COOLDOWN_MS) {
         return {
           status: "refused",

@@ -1,7 +1,6 @@
 import * as v from "valibot";
 import { CorruptStateError } from "../../shared/errors.js";
-import type { Redis } from "../../shared/redis.js";
-import { storeCall } from "../../shared/redis.js";
+import { parseStored, storeCall, type Redis } from "../../shared/redis.js";
 
 /** One file of the database set as stored: its size, whole-file SHA-256 and chunk hashes in order. */
 export interface ManifestFile {
@@ -46,6 +45,9 @@ const ManifestSchema = v.object({
   committedAt: v.string(),
   unsettled: v.optional(v.array(v.string())),
 });
+
+const RecoveryMarkerSchema = v.object({ at: v.string(), reason: v.string(), installationId: v.nullable(v.string()), version: v.number() });
+const InstallationSchema = v.object({ installationId: v.string(), inboxId: v.string(), address: v.string(), recordedAt: v.string() });
 
 /** Why the installation must not be used until an operator recovers it. */
 export interface RecoveryMarker {
@@ -214,11 +216,8 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
     async readRecoveryMarker(): Promise<RecoveryMarker | null> {
       const raw = await storeCall("read recovery marker", () => redis.get<string>(keys.recovery));
       if (raw === null || raw === undefined) return null;
-      try {
-        return JSON.parse(String(raw)) as RecoveryMarker;
-      } catch {
-        return { at: "", reason: "unreadable marker", installationId: null, version: 0 };
-      }
+      // A marker that does not parse still stops XMTP work: it is there, and only an operator may clear it.
+      return parseStored(RecoveryMarkerSchema, String(raw)) ?? { at: "", reason: "unreadable marker", installationId: null, version: 0 };
     },
 
     /**
@@ -236,10 +235,10 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       );
     },
 
-    /** The recorded installation, or null before the first session. */
-    async readInstallation(): Promise<{ installationId: string; inboxId: string; address: string; recordedAt: string } | null> {
+    /** The recorded installation, or null before the first session (or when the record does not parse). */
+    async readInstallation(): Promise<v.InferOutput<typeof InstallationSchema> | null> {
       const raw = await storeCall("read installation", () => redis.get<string>(keys.installation));
-      return raw === null || raw === undefined ? null : (JSON.parse(String(raw)) as never);
+      return parseStored(InstallationSchema, raw) ?? null;
     },
   };
 }

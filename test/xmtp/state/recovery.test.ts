@@ -62,4 +62,16 @@ describe("recovering an installation marked needs-recovery", () => {
     expect(report).toMatchObject({ status: "recovered", revoked: false, revokeError: "network down" });
     expect(await durable.store.readRecoveryMarker()).toBeNull();
   });
+
+  it("reads stored records through their schemas: an unreadable marker still stops XMTP work, an unreadable installation record reads as none", async () => {
+    const { durable } = await brokenInstallation();
+    expect(await durable.store.readInstallation()).toMatchObject({ installationId: "aa".repeat(32), inboxId: "bb".repeat(32) });
+    await redis.set(durable.store.keys.recovery, "{garbled");
+    expect(await durable.store.readRecoveryMarker()).toMatchObject({ reason: "unreadable marker" });
+    await redis.set(durable.store.keys.installation, JSON.stringify({ installationId: 5 }));
+    expect(await durable.store.readInstallation()).toBeNull();
+    // A recovery history entry that cannot be read counts as recent.
+    await redis.lpush(durable.store.keys.history, "not json");
+    expect((await recoverInstallation({ redis, store: durable.store, revoke: async () => {} })).status).toBe("refused");
+  });
 });
