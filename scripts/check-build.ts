@@ -99,8 +99,8 @@ for (const dir of funcDirs) {
     let needed: [number, number];
     try {
       needed = glibcOf.get(real) ?? requiredGlibc(real);
-    } catch {
-      fail(`${name}: ${native} is not an ELF binary objdump can read`);
+    } catch (error) {
+      fail(`${name}: objdump could not read ${native} (${String((error as { stderr?: string }).stderr || (error as Error).message).trim()})`);
       continue;
     }
     const [major, minor] = needed;

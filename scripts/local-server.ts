@@ -47,8 +47,18 @@ async function loadRewrites(): Promise<{ source: RegExp; names: string[]; destin
       .split("/")
       .map((seg) => (seg.startsWith(":") ? (names.push(seg.slice(1)), "([^/]+)") : escape(seg)))
       .join("/");
+    if (/[*()?+]/.test(source)) throw new Error(`vercel.json rewrite ${source}: the local server reads whole-segment :params only`);
     return { source: new RegExp(`^${pattern}$`), names, destination };
   });
+}
+
+/** A path segment as the client meant it; one with malformed escapes is kept as sent. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -84,14 +94,14 @@ async function serve(req: IncomingMessage, res: ServerResponse, routes: readonly
   const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
   let path = url.pathname.replace(/\/+$/, "");
   if (await serveStatic(path, res)) return;
-  for (const rewrite of rewrites) {
-    const match = rewrite.source.exec(path);
-    if (!match) continue;
-    // As Vercel does: the function runs for the destination; the request keeps its path and gains the destination's query.
-    const destination = new URL(rewrite.names.reduce((d, name, i) => d.replaceAll(`:${name}`, match[i + 1] ?? ""), rewrite.destination), url);
+  // As Vercel does: functions first, then rewrites. A rewritten request runs the destination's function, keeps its
+  // own path and gains the destination's query (each captured segment one encoded value).
+  const rewrite = routes.some(({ pattern }) => pattern.test(path)) ? undefined : rewrites.find((r) => r.source.test(path));
+  if (rewrite) {
+    const match = rewrite.source.exec(path)!;
+    const destination = new URL(rewrite.names.reduce((d, name, i) => d.replaceAll(`:${name}`, encodeURIComponent(decodeSegment(match[i + 1] ?? ""))), rewrite.destination), url);
     for (const [key, value] of destination.searchParams) url.searchParams.set(key, value);
     path = destination.pathname;
-    break;
   }
   const route = routes.find(({ pattern }) => pattern.test(path))?.handler;
   if (!route) {

@@ -1,6 +1,7 @@
 import { Client } from "@xmtp/node-sdk";
 import { hexToBytes } from "viem";
 import { getConfig } from "../lib/config.js";
+import { CorruptStateError } from "../lib/shared/errors.js";
 import { createRedis } from "../lib/shared/redis.js";
 import { recoverInstallation } from "../lib/xmtp/state/recovery.js";
 import { createSnapshotStore } from "../lib/xmtp/state/snapshot-store.js";
@@ -14,7 +15,14 @@ const redis = createRedis(config.redis, { plainResponses: true });
 const store = createSnapshotStore(redis, config.redis.keyPrefix);
 
 if (args.has("--status")) {
-  const [manifest, marker, installation] = await Promise.all([store.readManifest(), store.readRecoveryMarker(), store.readInstallation()]);
+  const [manifest, marker, installation] = await Promise.all([
+    store.readManifest(),
+    store.readRecoveryMarker(),
+    store.readInstallation().catch((error: unknown) => {
+      if (error instanceof CorruptStateError) return "unreadable (see README: recovering needs --force)";
+      throw error;
+    }),
+  ]);
   console.log(
     JSON.stringify(
       {

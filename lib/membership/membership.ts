@@ -8,6 +8,9 @@ import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-bat
 import { SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
 
+/** The doors a person joins through (the operator adds; the cron removes). */
+export type JoinDoor = PendingAdmission["source"];
+
 /** Admissions of one group served in one session, at most (the queue may hold more). */
 const BATCH_PER_GROUP = 250;
 
@@ -52,7 +55,7 @@ export async function inboxOf(deps: Pick<MembershipDeps, "xmtp" | "inboxes">, ad
  */
 export async function admit(
   deps: MembershipDeps,
-  request: { groupId: string; address: Address; source: PendingAdmission["source"] },
+  request: { groupId: string; address: Address; source: JoinDoor },
   options: { waitMs?: number } = {},
 ): Promise<Exclude<AdmissionOutcome, "unavailable">> {
   const { groupId, address } = request;
@@ -132,6 +135,19 @@ async function record(deps: MembershipDeps, groupId: string, decided: readonly P
     groupId,
     results.map((r) => auditEntry({ source: r.admission.source, action: "join", address: r.address }, r.result)),
   );
+}
+
+/**
+ * Records a join that ended before any admission: turned away by the rules ("denied", with the reason the person
+ * was shown) or failed ("error", with the error's name). Admissions record their own outcomes.
+ */
+export async function recordJoinEnded(
+  deps: Pick<MembershipDeps, "audit">,
+  join: { groupId: string; address: Address; source: JoinDoor },
+  outcome: "denied" | "error",
+  reason: string,
+): Promise<void> {
+  await deps.audit.append(join.groupId, { source: join.source, action: "join", address: join.address, outcome, reason });
 }
 
 /** Per-address outcome of an operator add. */

@@ -157,11 +157,11 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
       const oldest = now().getTime() - MAX_ADMISSION_AGE_MS;
       const waiting = addresses.flatMap((address, i) => {
         const rec = read(records[i]);
-        const live = rec?.state === "pending" && rec.atMs >= oldest;
+        const live = rec?.state === "pending" && rec.atMs >= oldest && v.is(StoredAddressSchema, address);
         if (!live) stale.push(address);
         if (rec?.state !== "pending" || !live || seen.has(address)) return [];
         seen.add(address);
-        return v.is(StoredAddressSchema, address) ? [{ address, inboxId: rec.inboxId, source: rec.source, at: rec.at }] : [];
+        return [{ address, inboxId: rec.inboxId, source: rec.source, at: rec.at }];
       });
       if (stale.length > 0) {
         await storeCall("drop stale admissions", () =>

@@ -1,5 +1,5 @@
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import * as v from "valibot";
+import { storeCall, type Redis } from "../shared/redis.js";
 import type { Address } from "../shared/address.js";
 
 /** How long a found inbox is remembered (an address rarely moves to another inbox; a refused add forgets it sooner). */
@@ -7,6 +7,9 @@ const FOUND_TTL_S = 24 * 3600;
 /** How long "no inbox" is remembered: the person is told to open an XMTP app, and will try again soon. */
 const NONE_TTL_S = 60;
 const NONE = "-";
+
+// Stored: the inbox id (64 hex), or NONE.
+const CachedSchema = v.union([v.pipe(v.literal(NONE), v.transform(() => null)), v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/))]);
 
 /** Which XMTP inbox an address belongs to, remembered in Redis (a lookup is a network round trip). */
 export interface InboxCache {
@@ -21,9 +24,8 @@ export function createInboxCache(redis: Redis, keyPrefix: string): InboxCache {
   const key = (address: Address) => `${keyPrefix}:inbox:${address}`;
   return {
     async get(address) {
-      const raw: unknown = await redis.get<string>(key(address)).catch(() => null);
-      if (typeof raw !== "string") return undefined;
-      return raw === NONE ? null : /^[0-9a-f]{64}$/.test(raw) ? raw : undefined;
+      const parsed = v.safeParse(CachedSchema, await redis.get<string>(key(address)).catch(() => null));
+      return parsed.success ? parsed.output : undefined;
     },
     async set(address, inboxId) {
       await redis.set(key(address), inboxId ?? NONE, { ex: inboxId ? FOUND_TTL_S : NONE_TTL_S }).catch(() => undefined);

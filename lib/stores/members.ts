@@ -5,11 +5,14 @@ import { parseStored, storeCall, type Redis } from "../shared/redis.js";
 /** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
 export type MemberVia = "webhook" | "join-page" | "operator";
 
-/** A member as this backend recorded it. */
+/**
+ * A member as this backend recorded it. A record whose value does not parse reads as `via: "unknown"` (and no
+ * join time): still a member, and re-verified like anyone who joined through the rules (never taken for exempt).
+ */
 export interface MemberRecord {
   readonly address: Address;
-  readonly joinedAt: string;
-  readonly via: MemberVia;
+  readonly joinedAt: string | null;
+  readonly via: MemberVia | "unknown";
 }
 
 /**
@@ -70,10 +73,11 @@ export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Da
       const pairs: [string, unknown][] = Array.isArray(reply)
         ? Array.from({ length: reply.length / 2 }, (_, i) => [String(reply[2 * i]), reply[2 * i + 1]])
         : Object.entries((reply ?? {}) as Record<string, unknown>);
-      // A field that is not a lowercase address, or a value of another shape, is not a member we recorded.
-      return pairs.flatMap(([address, raw]) => {
-        const member = parseStored(StoredMember, raw);
-        return member && v.is(StoredAddressSchema, address) ? [{ address, ...member }] : [];
+      // A field that is not a lowercase address is not a member we recorded; a value of another shape is one
+      // whose record was damaged.
+      return pairs.flatMap(([address, raw]): MemberRecord[] => {
+        if (!v.is(StoredAddressSchema, address)) return [];
+        return [{ address, ...(parseStored(StoredMember, raw) ?? { joinedAt: null, via: "unknown" }) }];
       });
     },
     count: (groupId) => storeCall("count members", () => redis.hlen(key(groupId))),

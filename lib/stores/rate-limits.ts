@@ -1,7 +1,7 @@
 import type { Config } from "../config.js";
-import { RateLimitedError } from "../shared/errors.js";
-import type { Redis } from "../shared/redis.js";
-import { storeCall } from "../shared/redis.js";
+import * as v from "valibot";
+import { CorruptStateError, RateLimitedError } from "../shared/errors.js";
+import { storeCall, type Redis } from "../shared/redis.js";
 
 /** A limit: at most `limit` requests per `windowSeconds`. */
 export interface RateLimit {
@@ -75,6 +75,9 @@ export interface RateLimiter {
   hit(name: LimitName, subject: string): Promise<LimitVerdict>;
 }
 
+// SLIDING_WINDOW's answer: allowed (1 or 0), and the seconds until a place frees up.
+const WindowReplySchema = v.tuple([v.picklist([0, 1]), v.pipe(v.number(), v.integer(), v.minValue(0))]);
+
 /** A rate limiter over Redis with the configured limits. */
 export function createRateLimiter(redis: Redis, keyPrefix: string, limits: Config["rateLimits"], now: () => number = Date.now): RateLimiter {
   return {
@@ -84,7 +87,9 @@ export function createRateLimiter(redis: Redis, keyPrefix: string, limits: Confi
       const reply = await storeCall("rate limit", () =>
         redis.eval<string[], [number, number]>(SLIDING_WINDOW, [`${keyPrefix}:rl:${name}:${subject}`], [String(now()), String(windowSeconds), String(limit)]),
       );
-      const [allowed, retryAfter] = reply.map(Number);
+      const parsed = v.safeParse(WindowReplySchema, reply);
+      if (!parsed.success) throw new CorruptStateError("Unexpected reply from the rate limit script");
+      const [allowed, retryAfter] = parsed.output;
       return allowed === 1 ? { allowed: true } : { allowed: false, retryAfterSeconds: Math.max(1, retryAfter ?? 1), message: policy.message };
     },
   };

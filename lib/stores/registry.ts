@@ -48,6 +48,12 @@ const RESULT_TTL_S = 7 * 24 * 3600;
 // What an Idempotency-Key holds: the request's fingerprint, and the group once one was recorded under it.
 const ClaimSchema = v.object({ fp: v.string(), groupId: v.optional(v.string()) });
 
+// CLAIM_SCRIPT's answer: what the first caller did with the key.
+const ClaimReplySchema = v.union([
+  v.tuple([v.literal("created"), v.string()]),
+  v.tuple([v.picklist(["new", "in-progress", "mismatch"])]),
+]);
+
 // Claims a key atomically: the first caller gets "new"; later callers see what the first did.
 const CLAIM_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
@@ -132,11 +138,10 @@ export function createGroupRegistry(redis: Redis, keyPrefix: string, now: () => 
       const reply = await storeCall("claim idempotency key", () =>
         redis.eval<string[], unknown>(CLAIM_SCRIPT, [idemKey(key)], [fingerprint, String(CLAIM_TTL_MS)]),
       );
-      if (!Array.isArray(reply)) throw new CorruptStateError("Unexpected idempotency reply");
-      const [kind, groupId] = reply as unknown[];
-      if (kind === "created" && typeof groupId === "string") return { kind, groupId };
-      if (kind === "new" || kind === "in-progress" || kind === "mismatch") return { kind };
-      throw new CorruptStateError("Unexpected idempotency reply");
+      const parsed = v.safeParse(ClaimReplySchema, reply);
+      if (!parsed.success) throw new CorruptStateError("Unexpected idempotency reply");
+      const [kind, groupId] = parsed.output;
+      return kind === "created" ? { kind, groupId } : { kind };
     },
     async releaseIdempotencyKey(key, fingerprint) {
       const raw = await storeCall("read idempotency key", () => redis.get<string>(idemKey(key)));

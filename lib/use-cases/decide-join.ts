@@ -3,9 +3,8 @@ import type { Config } from "../config.js";
 import type { EligibilityChecker } from "../eligibility/evaluate.js";
 import { enforceLimit, type RateLimiter } from "../stores/rate-limits.js";
 import { RateLimitedError, UnauthorizedError } from "../shared/errors.js";
-import type { AuditEntry } from "../stores/audit-log.js";
 import type { GroupRegistry } from "../stores/registry.js";
-import { admit, type MembershipDeps } from "../membership/membership.js";
+import { admit, recordJoinEnded, type JoinDoor, type MembershipDeps } from "../membership/membership.js";
 import { ADMIT_DENIAL_REASONS } from "../membership/admit-batch.js";
 
 /** The answer the link service shows the person. */
@@ -36,7 +35,7 @@ export interface JoinDeps extends MembershipDeps {
 export async function decideJoin(
   deps: JoinDeps,
   request: { groupId: string; address: Address; serviceLinkId?: string },
-  source: AuditEntry["source"],
+  source: JoinDoor,
   beforeAdmit?: () => Promise<void>,
 ): Promise<JoinDecision> {
   const { groupId, address } = request;
@@ -46,27 +45,25 @@ export async function decideJoin(
     // Nothing to audit against: the group is not ours or the link is stale.
     return { status: "DENIED", reason: INACTIVE_LINK_REASON };
   }
-  const audit = (outcome: AuditEntry["outcome"], reason?: string) =>
-    deps.audit.append(groupId, { source, action: "join", address, outcome, ...(reason ? { reason } : {}) });
-
+  const join = { groupId, address, source };
   try {
     const eligibility = await deps.eligibility.check(group.rules, address, groupId);
     if (!eligibility.eligible) {
-      await audit("denied", eligibility.reason);
+      await recordJoinEnded(deps, join, "denied", eligibility.reason);
       return { status: "DENIED", reason: eligibility.reason };
     }
     // Charged here, not on arrival: wallets the rules turn away cannot use up the group's budget.
     await enforceLimit(deps.rateLimiter, "admissionsPerGroup", groupId);
     await beforeAdmit?.();
     // The member record and the audit entry of a served admission are written by whoever served it.
-    const outcome = await admit(deps, { groupId, address, source: source === "join-page" ? "join-page" : "webhook" });
+    const outcome = await admit(deps, join);
     deps.logger.info("join_decided", { groupId, outcome });
     if (outcome === "added" || outcome === "already-member") return { status: "SUCCESS" };
     if (outcome === "group-gone") return { status: "DENIED", reason: INACTIVE_LINK_REASON };
     return { status: "DENIED", reason: ADMIT_DENIAL_REASONS[outcome] };
   } catch (error) {
     if (error instanceof RateLimitedError || error instanceof UnauthorizedError) throw error;
-    await audit("error", error instanceof Error ? error.name : "unknown").catch(() => undefined);
+    await recordJoinEnded(deps, join, "error", error instanceof Error ? error.name : "unknown").catch(() => undefined);
     throw error;
   }
 }

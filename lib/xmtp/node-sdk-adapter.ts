@@ -23,7 +23,8 @@ import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
-import type { Address } from "../shared/address.js";
+import * as v from "valibot";
+import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
 
 // Values of the SDK's ambient const enums (see signer.ts for why).
@@ -319,9 +320,11 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient, mark
       (await (await group(groupId)).members()).map(
         (m): XmtpMember => ({
           inboxId: m.inboxId,
+          // From the network: only well-formed Ethereum addresses are taken.
           addresses: m.accountIdentifiers
             .filter((id) => id.identifierKind === ETHEREUM_IDENTIFIER)
-            .map((id) => id.identifier.toLowerCase() as Address),
+            .map((id) => id.identifier.toLowerCase())
+            .filter((address): address is Address => v.is(StoredAddressSchema, address)),
           isAdmin: m.permissionLevel !== MEMBER_LEVEL,
         }),
       ),

@@ -45,6 +45,15 @@ describe("the local server's routes", () => {
     const res = await fetch(`${base}/join/AAAAAAAAAAAAAAAAAAAAAA`);
     expect(res.status).toBe(404);
     expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    // The captured segment is one value: it cannot add query parameters of its own.
+    await t.app.registry.insertPending({ groupId: "beef02", name: "Real group", description: "", rules: { type: "open" } });
+    await t.app.registry.activate("beef02", null);
+    const { linkId } = await t.app.joinLinks.ensure("beef02");
+    expect((await fetch(`${base}/join/${linkId}`)).status).toBe(200);
+    const injected = await fetch(`${base}/join/AAAAAAAAAAAAAAAAAAAAAA&linkId=${linkId}`);
+    expect(injected.status).toBe(404);
+    expect(await injected.text()).not.toContain("Real group");
+    expect((await fetch(`${base}/join/%E0%A4%A`)).status).toBe(404);
     expect((await fetch(`${base}/api/_operator`)).status).toBe(404);
     expect((await fetch(`${base}/api/groups/x/nope`)).status).toBe(404);
   });

@@ -24,7 +24,7 @@ describe("member store (real Redis)", () => {
     expect(await members.count("g")).toBe(1);
   });
 
-  it("lists only records it wrote: a field that is not a stored address or a value of another shape is skipped", async () => {
+  it("lists a damaged record as via unknown (re-verified like a rules join, never exempt) and skips a field that is not a stored address", async () => {
     const p = prefix();
     const members = createMemberStore(redis, p);
     await members.record("g", addr(7), "webhook", "replace");
@@ -35,6 +35,9 @@ describe("member store (real Redis)", () => {
       [addr(9)]: JSON.stringify({ joinedAt: "yesterday", via: "webhook" }),
       [addr(10)]: JSON.stringify({ joinedAt: new Date().toISOString(), via: "stowaway" }),
     });
-    expect((await members.list("g")).map((m) => m.address)).toEqual([addr(7)]);
+    const list = new Map((await members.list("g")).map((m) => [m.address, m]));
+    expect([...list.keys()].sort()).toEqual([addr(7), addr(8), addr(9), addr(10)].sort());
+    expect(list.get(addr(7))?.via).toBe("webhook");
+    for (const damaged of [addr(8), addr(9), addr(10)]) expect(list.get(damaged)).toEqual({ address: damaged, joinedAt: null, via: "unknown" });
   });
 });

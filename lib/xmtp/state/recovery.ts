@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { CorruptStateError } from "../../shared/errors.js";
 import { parseStored, storeCall, type Redis } from "../../shared/redis.js";
 import { acquireLease } from "./lease.js";
 import type { RecoveryMarker, SnapshotStore } from "./snapshot-store.js";
@@ -57,7 +58,15 @@ export async function recoverInstallation(deps: RecoveryDeps, options: { force?:
         };
       }
     }
-    const installation = await deps.store.readInstallation();
+    let installation: Awaited<ReturnType<SnapshotStore["readInstallation"]>>;
+    try {
+      installation = await deps.store.readInstallation();
+    } catch (error) {
+      if (!(error instanceof CorruptStateError)) throw error;
+      // Without the record there is nothing to revoke: the broken installation would stay on the inbox.
+      if (!options.force) return { status: "refused", reason: "The recorded installation cannot be read, so it could not be revoked. Re-run with --force to reset anyway, then revoke it from another client." };
+      installation = null;
+    }
     const manifest = await deps.store.readManifest();
     const stamp = now().toISOString();
     const tx = deps.redis.multi();

@@ -203,7 +203,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
           [String(manifest.fence), String(baseVersion), JSON.stringify(manifest), String(wanted.size)],
         ),
       );
-      const [kind, ...rest] = (Array.isArray(reply) ? reply : []) as string[];
+      const [kind, ...rest] = v.is(v.array(v.string()), reply) ? reply : [];
       if (kind === "ok") return { kind: "committed" };
       if (kind === "fenced") return { kind: "fenced" };
       if (kind === "blocked") return { kind: "blocked" };
@@ -235,10 +235,16 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       );
     },
 
-    /** The recorded installation, or null before the first session (or when the record does not parse). */
+    /**
+     * The recorded installation, or null before the first session.
+     * @throws {CorruptStateError} a record is there but does not parse (it names the installation a recovery revokes).
+     */
     async readInstallation(): Promise<v.InferOutput<typeof InstallationSchema> | null> {
       const raw = await storeCall("read installation", () => redis.get<string>(keys.installation));
-      return parseStored(InstallationSchema, raw) ?? null;
+      if (raw === null || raw === undefined) return null;
+      const record = parseStored(InstallationSchema, raw);
+      if (!record) throw new CorruptStateError("The recorded XMTP installation has an unexpected shape");
+      return record;
     },
   };
 }

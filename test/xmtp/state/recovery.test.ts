@@ -5,6 +5,7 @@ import { inject, describe, expect, it } from "vitest";
 import { createRedis } from "../../../lib/shared/redis.js";
 import { createDurableDatabase, NeedsRecoveryError, PersistFailedError } from "../../../lib/xmtp/state/durable-database.js";
 import { recoverInstallation } from "../../../lib/xmtp/state/recovery.js";
+import { CorruptStateError } from "../../../lib/shared/errors.js";
 import { createSqliteHolder } from "../../support/sqlite-holder.js";
 
 const redis = createRedis(inject("upstash"), { plainResponses: true });
@@ -63,15 +64,23 @@ describe("recovering an installation marked needs-recovery", () => {
     expect(await durable.store.readRecoveryMarker()).toBeNull();
   });
 
-  it("reads stored records through their schemas: an unreadable marker still stops XMTP work, an unreadable installation record reads as none", async () => {
+  it("reads stored records through their schemas: an unreadable marker still stops XMTP work, an unreadable installation record stops a recovery unless forced", async () => {
     const { durable } = await brokenInstallation();
     expect(await durable.store.readInstallation()).toMatchObject({ installationId: "aa".repeat(32), inboxId: "bb".repeat(32) });
     await redis.set(durable.store.keys.recovery, "{garbled");
     expect(await durable.store.readRecoveryMarker()).toMatchObject({ reason: "unreadable marker" });
     await redis.set(durable.store.keys.installation, JSON.stringify({ installationId: 5 }));
-    expect(await durable.store.readInstallation()).toBeNull();
+    await expect(durable.store.readInstallation()).rejects.toBeInstanceOf(CorruptStateError);
+    const revoked: string[] = [];
+    const deps = { redis, store: durable.store, revoke: async (_inbox: string, ids: readonly string[]) => void revoked.push(...ids) };
+    // Without the record there is nothing to revoke: refused, and nothing reset.
+    expect(await recoverInstallation(deps)).toMatchObject({ status: "refused", reason: expect.stringMatching(/cannot be read/) as unknown });
+    expect(await durable.store.readManifest()).not.toBeNull();
+    expect(await recoverInstallation(deps, { force: true })).toMatchObject({ status: "recovered", revoked: false, retiredInstallationId: null });
+    expect(revoked).toEqual([]);
     // A recovery history entry that cannot be read counts as recent.
+    await durable.store.markNeedsRecovery({ at: "", reason: "again", installationId: null, version: 0 });
     await redis.lpush(durable.store.keys.history, "not json");
-    expect((await recoverInstallation({ redis, store: durable.store, revoke: async () => {} })).status).toBe("refused");
+    expect((await recoverInstallation(deps)).status).toBe("refused");
   });
 });
