@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { functionFiles } from "./local-server.js";
 
 // `npm run check:build`, after `vercel build`: checks what would be deployed (.vercel/output), not a model of it.
 // Fails (exit 1) when a function is missing or extra, over Vercel's 250 MB, ships a native binary other than
@@ -32,9 +33,7 @@ const ciNode = `nodejs${process.versions.node.split(".")[0]}.x`;
 if (expectedRuntime !== ciNode) fail(`package.json engines give ${expectedRuntime}, but CI tests ${ciNode}`);
 
 // The functions Vercel should have made: one per api/ file, helpers (`_…`) excepted.
-const apiFiles = (readdirSync(join(root, "api"), { recursive: true }) as string[])
-  .map((f) => f.split("\\").join("/"))
-  .filter((f) => f.endsWith(".ts") && !f.split("/").some((part) => part.startsWith("_")))
+const apiFiles = functionFiles(join(root, "api"))
   .map((f) => `api/${f.replace(/\.ts$/, "")}`)
   .sort();
 const funcDirs: string[] = [];
@@ -81,9 +80,11 @@ function requiredGlibc(binary: string): [number, number] {
 }
 
 const glibcOf = new Map<string, [number, number]>();
+const handlers = new Map<string, string>();
 for (const dir of funcDirs) {
   const name = relative(join(output, "functions"), dir);
-  const config = JSON.parse(readFileSync(join(dir, ".vc-config.json"), "utf8")) as { runtime?: string; maxDuration?: number; memory?: number; handler?: string; architecture?: string };
+  const config = JSON.parse(readFileSync(join(dir, ".vc-config.json"), "utf8")) as { runtime?: string; maxDuration?: number; memory?: number; handler: string; architecture?: string };
+  handlers.set(dir, config.handler);
   const { bytes, files, natives } = measure(dir);
   console.log(`${name}: ${files} files, ${mb(bytes)} unzipped, ${config.runtime}, ${config.maxDuration} s, ${config.memory} MB; native: ${natives.join(", ") || "none"}`);
   if (bytes >= LIMIT_BYTES) fail(`${name} is ${mb(bytes)}, over Vercel's 250 MB`);
@@ -124,23 +125,30 @@ for (const rewrite of vercelJson.rewrites ?? []) {
 
 // Each built function loads on this Node, as the runtime would import it, and the XMTP binding inside it loads.
 const create = funcDirs.find((d) => d.endsWith("/api/create.func"));
-for (const dir of funcDirs) {
-  const config = JSON.parse(readFileSync(join(dir, ".vc-config.json"), "utf8")) as { handler: string };
-  const probe = `const m = await import(${JSON.stringify(join(dir, config.handler))}); if (typeof m.default?.fetch !== "function") throw new Error("no fetch handler");`;
+/** Runs `code` as an ES module in `dir` on this Node: null when it ran, else the first line it printed. */
+function probe(dir: string, code: string, env?: NodeJS.ProcessEnv): string | null {
   try {
-    execFileSync(process.execPath, ["--input-type=module", "-e", probe], { cwd: dir, env: { PATH: process.env.PATH ?? "" }, stdio: "pipe", timeout: 60_000 });
+    execFileSync(process.execPath, ["--input-type=module", "-e", code], { cwd: dir, ...(env ? { env } : {}), stdio: "pipe", timeout: 60_000 });
+    return null;
   } catch (error) {
-    fail(`${relative(output, dir)} does not load: ${String((error as { stderr?: Buffer }).stderr ?? error).split("\n").find((l) => l.trim()) ?? "unknown"}`);
+    return String((error as { stderr?: Buffer }).stderr ?? error).split("\n").find((l) => l.trim()) ?? "unknown";
   }
 }
+for (const dir of funcDirs) {
+  const failure = probe(
+    dir,
+    `const m = await import(${JSON.stringify(join(dir, handlers.get(dir)!))}); if (typeof m.default?.fetch !== "function") throw new Error("no fetch handler");`,
+    { PATH: process.env.PATH ?? "" },
+  );
+  if (failure !== null) fail(`${relative(output, dir)} does not load: ${failure}`);
+}
 if (create) {
-  const probe = `const { createRequire } = await import("node:module"); const b = createRequire(${JSON.stringify(join(create, "package.json"))})("@xmtp/node-bindings"); if (typeof b.Client !== "function" && typeof b.createClient !== "function") throw new Error("binding has no client");`;
-  try {
-    execFileSync(process.execPath, ["--input-type=module", "-e", probe], { cwd: create, stdio: "pipe", timeout: 60_000 });
-    console.log("api/create.func: the XMTP binding loads from the function's own files");
-  } catch (error) {
-    fail(`the XMTP binding does not load from api/create.func: ${String((error as { stderr?: Buffer }).stderr ?? error).split("\n").find((l) => l.trim()) ?? "unknown"}`);
-  }
+  const failure = probe(
+    create,
+    `const { createRequire } = await import("node:module"); const b = createRequire(${JSON.stringify(join(create, "package.json"))})("@xmtp/node-bindings"); if (typeof b.Client !== "function" && typeof b.createClient !== "function") throw new Error("binding has no client");`,
+  );
+  if (failure !== null) fail(`the XMTP binding does not load from api/create.func: ${failure}`);
+  else console.log("api/create.func: the XMTP binding loads from the function's own files");
 }
 
 if (failures.length > 0) {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { readdir, readFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -23,9 +24,7 @@ const VERCEL_JSON = fileURLToPath(new URL("../vercel.json", import.meta.url));
  * A static segment wins over a dynamic one (`/api/groups` is `groups/index.ts`, not `groups/[id].ts`).
  */
 export async function loadRoutes(): Promise<LocalRoute[]> {
-  const files = (await readdir(API_DIR, { recursive: true }))
-    .map((f) => f.split("\\").join("/"))
-    .filter((f) => f.endsWith(".ts") && !f.split("/").some((part) => part.startsWith("_")));
+  const files = functionFiles(API_DIR);
   const routes = await Promise.all(
     files.map(async (file) => {
       const segments = file.replace(/\.ts$/, "").split("/");
@@ -36,6 +35,13 @@ export async function loadRoutes(): Promise<LocalRoute[]> {
     }),
   );
   return routes.sort((x, y) => x.dynamic - y.dynamic || x.file.localeCompare(y.file)).map(({ file, pattern, handler }) => ({ file, pattern, handler }));
+}
+
+/** The files under `apiDir` that Vercel makes functions of (paths relative to it, `/`-separated): `.ts`, not `_…`. */
+export function functionFiles(apiDir: string): string[] {
+  return (readdirSync(apiDir, { recursive: true }) as string[])
+    .map((f) => f.split("\\").join("/"))
+    .filter((f) => f.endsWith(".ts") && !f.split("/").some((part) => part.startsWith("_")));
 }
 
 /** vercel.json's rewrites (`/join/:linkId` → `/api/join-page?linkId=:linkId`), as matchers. */

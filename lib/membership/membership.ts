@@ -1,7 +1,7 @@
 import type { AdmissionOutcome, AdmissionQueue, PendingAdmission } from "../stores/admission-queue.js";
 import type { AuditEntry, AuditLog } from "../stores/audit-log.js";
 import type { InboxCache } from "../stores/inbox-cache.js";
-import type { MemberStore } from "../stores/members.js";
+import type { MemberStore, MemberVia, RecordMode } from "../stores/members.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-batch.js";
@@ -123,17 +123,33 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
 }
 
 async function record(deps: MembershipDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>): Promise<void> {
-  const results = decided.map((a) => ({ admission: a, address: a.address, result: outcomes.get(a.address)! }));
+  const results = decided.map((a) => ({ address: a.address, result: outcomes.get(a.address)!, via: a.source }));
   // Added now through the rules: that is how they joined (an earlier operator exemption no longer applies).
   // Already a member: whatever was recorded stays (an operator's add keeps them exempt).
+  await recordAdmitted(deps, groupId, results, "join", (result) => (result === "added" ? "replace" : "keep"));
+}
+
+/**
+ * Writes what admitting came to: a member record for each one in (written as `mode` says), a cached inbox XMTP
+ * refused forgotten (it may be out of date: looked up afresh next time), and one audit entry each, with the
+ * person-facing reason for those kept out. The door they came through is both the record's `via` and the
+ * entry's source.
+ */
+async function recordAdmitted(
+  deps: MembershipDeps,
+  groupId: string,
+  results: readonly { address: Address; result: AdmitOutcome; via: MemberVia }[],
+  action: "join" | "add",
+  mode: (result: AdmitOutcome) => RecordMode,
+): Promise<void> {
   await deps.members.recordMany(
     groupId,
-    results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: r.admission.source, mode: r.result === "added" ? ("replace" as const) : ("keep" as const) })),
+    results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: r.via, mode: mode(r.result) })),
   );
-  await forgetRefused(deps, results);
+  for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
   await deps.audit.appendMany(
     groupId,
-    results.map((r) => auditEntry({ source: r.admission.source, action: "join", address: r.address }, r.result)),
+    results.map(({ address, result, via }) => auditEntry({ source: via, action, address }, result)),
   );
 }
 
@@ -165,15 +181,7 @@ export async function addByOperator(deps: MembershipDeps, groupId: string, addre
   if (outcomes.size < addresses.length) throw new XmtpUnavailableError("The session's time ran out before every address was decided");
   const results = addresses.map((address) => ({ address, result: outcomes.get(address)! }));
   // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
-  await deps.members.recordMany(
-    groupId,
-    results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: "operator" as const, mode: "exempt" as const })),
-  );
-  await forgetRefused(deps, results);
-  await deps.audit.appendMany(
-    groupId,
-    results.map(({ address, result }) => auditEntry({ source: "operator", action: "add", address }, result)),
-  );
+  await recordAdmitted(deps, groupId, results.map((r) => ({ ...r, via: "operator" as const })), "add", () => "exempt");
   return results;
 }
 
@@ -222,11 +230,6 @@ export async function removeFromGroup(
 }
 
 const isIn = (outcome: AdmitOutcome) => outcome === "added" || outcome === "already-member";
-
-/** A cached inbox XMTP would not add may be out of date: it is looked up afresh next time. */
-async function forgetRefused(deps: Pick<MembershipDeps, "inboxes">, results: readonly { address: Address; result: AdmitOutcome }[]): Promise<void> {
-  for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
-}
 
 /** The audit entry for an admission's outcome, with the person-facing reason when it kept them out. */
 function auditEntry(entry: Pick<AuditEntry, "source" | "action" | "address">, outcome: AdmitOutcome): Omit<AuditEntry, "at"> {

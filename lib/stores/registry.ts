@@ -162,14 +162,8 @@ export function createGroupRegistry(redis: Redis, keyPrefix: string, now: () => 
 }
 
 function parseRecord(raw: unknown, groupId: string): GroupRecord {
-  let data: unknown;
-  try {
-    data = typeof raw === "string" ? JSON.parse(raw) : raw;
-  } catch (cause) {
-    throw new CorruptStateError(`Group ${groupId} record is not JSON`, { cause });
-  }
-  const parsed = v.safeParse(GroupRecordSchema, data);
-  if (!parsed.success) throw new CorruptStateError(`Group ${groupId} record has an unexpected shape`);
-  const { imageUrl, ...rest } = parsed.output;
+  const parsed = parseStored(GroupRecordSchema, raw);
+  if (!parsed) throw new CorruptStateError(`Group ${groupId} record is not JSON of the shape this code writes`);
+  const { imageUrl, ...rest } = parsed;
   return imageUrl === undefined ? rest : { ...rest, imageUrl };
 }

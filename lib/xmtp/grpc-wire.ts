@@ -23,6 +23,16 @@ export function readFrames(body: Buffer): Buffer[] {
   return out;
 }
 
+/** A stream's whole request body. */
+export function readBody(stream: ServerHttp2Stream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => parts.push(chunk));
+    stream.once("end", () => resolve(Buffer.concat(parts)));
+    stream.once("error", reject);
+  });
+}
+
 /** One length-prefixed gRPC message. */
 export function frame(message: Uint8Array): Buffer {
   const header = Buffer.alloc(5);

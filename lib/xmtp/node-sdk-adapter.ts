@@ -14,6 +14,7 @@ import {
   type SortDirection,
 } from "@xmtp/node-sdk";
 import { Client as BindingClient } from "@xmtp/node-bindings";
+import * as v from "valibot";
 import type { Config } from "../config.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
@@ -23,7 +24,6 @@ import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
-import * as v from "valibot";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
 

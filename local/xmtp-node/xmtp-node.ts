@@ -15,7 +15,7 @@
  */
 import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { xmtpCodecs, type XmtpCodecs } from "./codecs.js";
-import { finishResponse, frame, GRPC_STATUS, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
+import { finishResponse, frame, GRPC_STATUS, readBody, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
 import { MlsWireError, readGroupMessage } from "./mls-wire.js";
 import { NodeRequestError, NodeState, type StoredGroupMessage, type StoredWelcome } from "./node-state.js";
 
@@ -222,15 +222,6 @@ function takeFault(node: LocalXmtpNode, c: XmtpCodecs, method: string, appVersio
   if (!fault) return undefined;
   if (--fault.remaining <= 0) node.faults.splice(index, 1);
   return fault;
-}
-
-function readBody(stream: ServerHttp2Stream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    stream.on("data", (chunk: Buffer) => parts.push(chunk));
-    stream.once("end", () => resolve(Buffer.concat(parts)));
-    stream.once("error", reject);
-  });
 }
 
 const groupMessageOut = (m: StoredGroupMessage) => ({

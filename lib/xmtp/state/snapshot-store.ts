@@ -132,15 +132,9 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
     async readManifest(): Promise<Manifest | null> {
       const raw = await storeCall("read manifest", () => redis.get<string>(keys.manifest));
       if (raw === null || raw === undefined) return null;
-      let data: unknown;
-      try {
-        data = JSON.parse(String(raw));
-      } catch (cause) {
-        throw new CorruptStateError("XMTP database manifest is not JSON", { cause });
-      }
-      const parsed = v.safeParse(ManifestSchema, data);
-      if (!parsed.success) throw new CorruptStateError("XMTP database manifest has an unexpected shape");
-      const { unsettled, ...manifest } = parsed.output;
+      const parsed = parseStored(ManifestSchema, String(raw));
+      if (!parsed) throw new CorruptStateError("XMTP database manifest is not JSON of the shape this code writes");
+      const { unsettled, ...manifest } = parsed;
       return unsettled?.length ? { ...manifest, unsettled } : manifest;
     },
 

@@ -9,7 +9,7 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import { finishResponse, GRPC_STATUS } from "../grpc-wire.js";
+import { finishResponse, GRPC_STATUS, readBody } from "../grpc-wire.js";
 
 /**
  * The XMTP API calls whose effect the installation's saved state must already know of when the network sees
@@ -123,7 +123,7 @@ export async function startWriteAheadRelay(options: WriteAheadRelayOptions): Pro
   };
 
   const relayWrite = async (down: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string) => {
-    const body = await readAll(down);
+    const body = await readBody(down);
     await step("write-held", path);
     try {
       await options.beforeWrite(path);
@@ -168,13 +168,4 @@ export async function startWriteAheadRelay(options: WriteAheadRelayOptions): Pro
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function readAll(stream: ServerHttp2Stream): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    stream.on("data", (chunk: Buffer) => parts.push(chunk));
-    stream.once("end", () => resolve(Buffer.concat(parts)));
-    stream.once("error", reject);
-  });
 }
