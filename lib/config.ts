@@ -5,6 +5,12 @@ import * as v from "valibot";
 /** The XMTP networks this service can talk to. */
 export type XmtpEnv = "local" | "dev" | "production";
 
+/**
+ * XMTP's two protocols: the centralized V3 backend, and the decentralized network (d14n: xmtpd nodes reached
+ * through the app's own gateway service), which takes over when XMTP retires V3.
+ */
+export type XmtpProtocol = "v3" | "d14n";
+
 /** Everything the service reads from its environment, validated and typed. */
 export interface Config {
   readonly xmtp: {
@@ -16,6 +22,15 @@ export interface Config {
     /** Folder for the XMTP database; a function instance's only writable disk is its tmp dir. */
     readonly dbDir: string;
     readonly appVersion: string;
+    /** The V3 API to use instead of the environment's own (a self-hosted or local node), or null. */
+    readonly apiUrl: string | null;
+    /**
+     * The app's gateway service on the decentralized network (`XMTP_GATEWAY_HOST`), or null. Configuring it arms
+     * the switch: the installation moves to d14n when V3 announces its retirement (or an operator says so).
+     */
+    readonly gatewayHost: string | null;
+    /** Which protocol a deployment starts on before anything is recorded in Redis (`XMTP_NETWORK`, default v3). */
+    readonly network: XmtpProtocol;
   };
   readonly redis: {
     readonly url: string;
@@ -78,6 +93,9 @@ const PROBLEMS: Record<string, string> = {
   XMTP_DB_ENCRYPTION_KEY: "must be 64 hex characters (32 bytes)",
   XMTP_ENV: "must be one of local, dev, production",
   XMTP_DB_DIR: "must be an absolute path",
+  XMTP_API_URL: "must be an https URL (http only for localhost)",
+  XMTP_GATEWAY_HOST: "must be an https URL (http only for localhost): the app's XMTP gateway service",
+  XMTP_NETWORK: "must be v3 or d14n (d14n needs XMTP_GATEWAY_HOST)",
   UPSTASH_REDIS_REST_URL: "must be an http(s) URL (or set KV_REST_API_URL)",
   UPSTASH_REDIS_REST_TOKEN: "must be set (or set KV_REST_API_TOKEN)",
   KV_REST_API_URL: "must be an http(s) URL",
@@ -141,6 +159,9 @@ const EnvSchema = v.object({
   ),
   XMTP_ENV: v.picklist(["local", "dev", "production"], PROBLEMS.XMTP_ENV),
   XMTP_DB_DIR: optional(v.pipe(v.string(), v.check((p) => p.startsWith("/"), PROBLEMS.XMTP_DB_DIR))),
+  XMTP_API_URL: optional(webUrl("XMTP_API_URL")),
+  XMTP_GATEWAY_HOST: optional(webUrl("XMTP_GATEWAY_HOST")),
+  XMTP_NETWORK: optional(v.picklist(["v3", "d14n"], PROBLEMS.XMTP_NETWORK)),
   UPSTASH_REDIS_REST_URL: optional(webUrl("UPSTASH_REDIS_REST_URL")),
   UPSTASH_REDIS_REST_TOKEN: optional(v.string()),
   KV_REST_API_URL: optional(webUrl("KV_REST_API_URL")),
@@ -211,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (provider === "airstack" && !e.AIRSTACK_API_KEY) problems.push({ variable: "AIRSTACK_API_KEY", problem: PROBLEMS.AIRSTACK_API_KEY! });
   const linkBaseUrl = e.LINK_BASE_URL ?? (e.LINK_SERVICE_URL === SEED_LINK_SERVICE_URL ? SEED_LINK_BASE_URL : undefined);
   if (e.LINK_SERVICE_URL && !linkBaseUrl) problems.push({ variable: "LINK_BASE_URL", problem: PROBLEMS.LINK_BASE_URL! });
+  if (e.XMTP_NETWORK === "d14n" && !e.XMTP_GATEWAY_HOST) problems.push({ variable: "XMTP_NETWORK", problem: PROBLEMS.XMTP_NETWORK! });
   if (problems.length > 0 || !redisUrl || !redisToken) throw new ConfigError(problems);
 
   return {
@@ -220,6 +242,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       env: e.XMTP_ENV,
       dbDir: e.XMTP_DB_DIR ?? join(tmpdir(), "xmtp"),
       appVersion: APP_VERSION,
+      apiUrl: e.XMTP_API_URL ? e.XMTP_API_URL.replace(/\/+$/, "") : null,
+      gatewayHost: e.XMTP_GATEWAY_HOST ? e.XMTP_GATEWAY_HOST.replace(/\/+$/, "") : null,
+      network: e.XMTP_NETWORK ?? "v3",
     },
     redis: { url: redisUrl.replace(/\/+$/, ""), token: redisToken, keyPrefix: e.REDIS_KEY_PREFIX ?? "tg" },
     adminApiKey: e.ADMIN_API_KEY,

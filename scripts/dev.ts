@@ -33,12 +33,16 @@ if (!env.UPSTASH_REDIS_REST_URL && !env.KV_REST_API_URL) {
 }
 const offline = !env.XMTP_ENV;
 if (offline) {
-  if (await nodeHealth()) {
+  // The local node serves both protocols: V3 on 5556, and d14n (gateway and node) for XMTP_NETWORK=d14n.
+  const running = await nodeHealth();
+  if (running) {
     console.log("xmtp: using the local XMTP node already running on localhost:5556");
+    if (running.gatewayUrl) env.XMTP_GATEWAY_HOST ||= running.gatewayUrl;
   } else {
-    const node = await startLocalXmtpNode();
+    const node = await startLocalXmtpNode({ d14n: {} });
     cleanups.push(() => node.close());
-    console.log(`xmtp: started a local XMTP node on ${node.url} (in memory: it forgets everything when dev stops)`);
+    console.log(`xmtp: started a local XMTP node on ${node.url}, d14n gateway ${node.gatewayUrl} (in memory: it forgets everything when dev stops)`);
+    env.XMTP_GATEWAY_HOST ||= node.gatewayUrl!;
   }
   env.XMTP_ENV = "local";
 }
@@ -72,7 +76,7 @@ setApp(createApp(config));
 const server = await startLocalServer(port, "127.0.0.1");
 console.log(`functions: ${server.url}/api/create, ${server.url}/api/webhook`);
 console.log(`join pages: ${config.publicUrl}/join/<joinLinkId> (the joinUrl /api/create answers; open it in a browser with a wallet)`);
-console.log(`xmtp: ${config.xmtp.env} network as ${address}`);
+console.log(`xmtp: ${config.xmtp.env} network as ${address}; starts on ${config.xmtp.network}${config.xmtp.gatewayHost ? `, gateway ${config.xmtp.gatewayHost}` : ""} (XMTP_NETWORK=d14n to start on the decentralized network)`);
 if (config.xmtp.env === "local") {
   console.log("people: `npm run xmtp:person` registers a throwaway wallet on the local node and prints its address and key");
   console.log("        (import the key into a browser wallet to join through a join page; --listen shows what it receives)");

@@ -7,6 +7,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     redisUrl: string;
     upstash: { url: string; token: string };
+    /** The local node's d14n gateway (XMTP_GATEWAY_HOST for tests on the decentralized network). */
+    xmtpGateway: string;
   }
 }
 
@@ -20,6 +22,7 @@ export default async function setup(project: TestProject) {
   const bridge = await startUpstashBridge(server.url);
   project.provide("redisUrl", server.url);
   project.provide("upstash", { url: bridge.url, token: bridge.token });
+  project.provide("xmtpGateway", xmtpNode.gatewayUrl);
   return async () => {
     await bridge.close();
     await server.stop();

@@ -146,7 +146,7 @@ function classify(error: unknown, logger: Logger): Classified {
     logger.warn("dependency_unavailable", { error: describeError(error) });
     return {
       status: 503,
-      body: { code: "unavailable", message: error.publicMessage },
+      body: { code: error.code, message: error.publicMessage },
       headers: { "retry-after": "5" },
     };
   }

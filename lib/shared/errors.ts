@@ -67,6 +67,8 @@ export class DependencyUnavailableError extends Error {
   override readonly name: string = "DependencyUnavailableError";
   /** Safe to show to the caller: says what to do, names nothing internal. Each kind says its own. */
   readonly publicMessage: string = "A service this depends on is unavailable; try again in a moment";
+  /** The response's machine-readable code; kinds a caller should tell apart name their own. */
+  readonly code: string = "unavailable";
 }
 
 /** A service we depend on answered with something we cannot use (502). */

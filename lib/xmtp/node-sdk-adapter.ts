@@ -3,7 +3,6 @@ import { join } from "node:path";
 import {
   ApiUrls,
   Client,
-  getInboxIdForIdentifier,
   Group,
   type ClientOptions,
   type DecodedMessage,
@@ -13,9 +12,9 @@ import {
   type Signer,
   type SortDirection,
 } from "@xmtp/node-sdk";
-import { Client as BindingClient } from "@xmtp/node-bindings";
+import { Client as BindingClient, getInboxIdForIdentifier as lookupInboxIdOnNetwork } from "@xmtp/node-bindings";
 import * as v from "valibot";
-import type { Config } from "../config.js";
+import type { Config, XmtpProtocol } from "../config.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import type { Redis } from "../shared/redis.js";
@@ -23,7 +22,8 @@ import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type 
 import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
-import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
+import { createNetworkChoice, type NetworkChoice } from "./state/network-choice.js";
+import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, XmtpV3RetiredError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
 
@@ -84,10 +84,19 @@ export interface XmtpStateOptions {
 export function createNodeSdkXmtp(
   config: Config["xmtp"],
   state: XmtpStateOptions,
-): XmtpPort & { dbPath: string; durable: DurableDatabase; /** Releases the client's database (shutdown, tests). */ close(): Promise<void> } {
+): XmtpPort & {
+  dbPath: string;
+  durable: DurableDatabase;
+  network: NetworkChoice;
+  /** The protocol of the client this instance has open (null before the first session). */
+  readonly protocol: XmtpProtocol | null;
+  /** Releases the client's database (shutdown, tests). */
+  close(): Promise<void>;
+} {
   const { signer, address } = createWalletSigner(config.walletKey);
   const dbPath = xmtpDbPath(config, address);
-  const options: ClientOptions = {
+  const v3Upstream = config.apiUrl ?? ApiUrls[config.env];
+  const baseOptions: ClientOptions = {
     env: config.env,
     dbPath,
     dbEncryptionKey: `0x${config.dbEncryptionKey}`,
@@ -95,8 +104,17 @@ export function createNodeSdkXmtp(
     // Device sync would write to the database in the background, outside any session.
     disableDeviceSync: true,
   };
-  let open: { client: Client<unknown>; binding: BindingClient; released: boolean } | undefined;
+  let open: { client: Client<unknown>; binding: BindingClient; released: boolean; protocol: XmtpProtocol } | undefined;
   let recordedInstallation: string | undefined;
+  const network = createNetworkChoice(state.redis, state.keyPrefix);
+  // The protocol last read from Redis, and when: lookups, which need no session, ask again at most every 10 s.
+  let lastKnown: { protocol: XmtpProtocol; at: number } | undefined;
+  const currentProtocol = async (maxAgeMs: number): Promise<XmtpProtocol> => {
+    if (!lastKnown || Date.now() - lastKnown.at > maxAgeMs) lastKnown = { protocol: (await network.read()) ?? config.network, at: Date.now() };
+    return lastKnown.protocol;
+  };
+  // Set by the relay when V3 answers a write with its retirement message; read after each session's work.
+  let v3RetiredSeen = false;
 
   const holder: DatabaseHolder = {
     async release() {
@@ -124,29 +142,42 @@ export function createNodeSdkXmtp(
     ...(state.leaseTtlMs ? { leaseTtlMs: state.leaseTtlMs } : {}),
   });
   let relay: Promise<WriteAheadRelay> | undefined;
-  const relayUrl = async (): Promise<string | undefined> => {
-    if (state.unsafeWithoutWriteAhead) return undefined;
-    relay ??= startWriteAheadRelay({
-      upstream: ApiUrls[config.env],
+  const startRelay = (): Promise<WriteAheadRelay> =>
+    (relay ??= startWriteAheadRelay({
+      upstream: v3Upstream,
+      ...(config.gatewayHost ? { gateway: config.gatewayHost } : {}),
       beforeWrite: () => durable.checkpoint(),
+      onV3Retired: () => (v3RetiredSeen = true),
       ...(state.onStep ? { onStep: state.onStep } : {}),
     }).catch((error: unknown) => {
       relay = undefined;
       throw error;
-    });
-    return (await relay).url;
+    }));
+
+  /** The SDK options that reach `protocol` through the relay (or, in the unsafe baseline, directly). */
+  const clientOptions = async (protocol: XmtpProtocol): Promise<ClientOptions> => {
+    if (protocol === "d14n" && !config.gatewayHost) throw new XmtpV3RetiredError("The installation is on XMTP's decentralized network, but XMTP_GATEWAY_HOST is not set");
+    if (state.unsafeWithoutWriteAhead) {
+      return protocol === "d14n" ? { ...baseOptions, apiUrl: v3Upstream, gatewayHost: config.gatewayHost! } : { ...baseOptions, apiUrl: v3Upstream };
+    }
+    const { url, gatewayUrl } = await startRelay();
+    if (protocol === "v3") return { ...baseOptions, apiUrl: url };
+    // The SDK's lookup before creating a client takes TLS from `env`'s URL, not from `apiUrl`: "local" is the one
+    // env whose URL is cleartext, like the relay (libxmtp never calls the V3 host in d14n mode).
+    return { ...baseOptions, env: "local", apiUrl: url, gatewayHost: gatewayUrl! };
   };
 
-  const getClient = async (): Promise<Client<unknown>> => {
+  const getClient = async (protocol: XmtpProtocol): Promise<Client<unknown>> => {
     try {
+      if (open && open.protocol !== protocol) await holder.discard();
       if (open?.released) {
         await open.binding.dbReconnect();
         open.released = false;
       }
       if (!open) {
         await mkdir(config.dbDir, { recursive: true });
-        const apiUrl = await relayUrl();
-        open = await startClient(signer, apiUrl ? { ...options, apiUrl } : options);
+        open = { ...(await startClient(signer, await clientOptions(protocol))), protocol };
+        state.logger.info("xmtp_client_started", { network: protocol, env: config.env, ...(protocol === "d14n" && config.gatewayHost ? { gateway: config.gatewayHost } : {}) });
       }
     } catch (error) {
       open = undefined;
@@ -165,21 +196,28 @@ export function createNodeSdkXmtp(
   return {
     dbPath,
     durable,
+    network,
+    get protocol() {
+      return open?.protocol ?? null;
+    },
     close: async () => {
       await holder.discard();
       await (await relay?.catch(() => undefined))?.close();
     },
     lookupInboxId: async (address) => {
+      // A read that needs no client (and no lease): straight to the network, in the protocol recorded.
+      const gatewayHost = (await currentProtocol(10_000)) === "d14n" ? config.gatewayHost : null;
       try {
-        // A read that needs no client (and no lease): straight to the API, not through the relay.
-        return (await getInboxIdForIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }, config.env)) ?? null;
+        const identifier = { identifier: address, identifierKind: ETHEREUM_IDENTIFIER };
+        const host = gatewayHost ?? v3Upstream;
+        return (await lookupInboxIdOnNetwork(v3Upstream, gatewayHost, host.startsWith("https:"), identifier)) ?? null;
       } catch (error) {
         throw toXmtpError(error, "inbox lookup");
       }
     },
     withSession: async (work, sessionOptions) => {
-      const inSession = async () => {
-        const client = await getClient();
+      const runWork = async (protocol: XmtpProtocol) => {
+        const client = await getClient(protocol);
         const session = sdkSession(client, open!.binding, durable, durable.workDeadline);
         // A session before this one stopped midway through writing to these groups: the saved state knows
         // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
@@ -193,6 +231,30 @@ export function createNodeSdkXmtp(
           );
         }
         return work(session);
+      };
+      const inSession = async () => {
+        const protocol = await currentProtocol(0);
+        v3RetiredSeen = false;
+        let outcome: { ok: true; value: Awaited<ReturnType<typeof work>> } | { ok: false; error: unknown };
+        try {
+          outcome = { ok: true, value: await runWork(protocol) };
+        } catch (error) {
+          outcome = { ok: false, error };
+        }
+        if (protocol === "v3" && v3RetiredSeen) {
+          if (!config.gatewayHost) {
+            state.logger.error("xmtp_v3_retired", { action: "Set XMTP_GATEWAY_HOST to the URL of this app's XMTP gateway service and redeploy: the installation then moves to XMTP's decentralized network by itself" });
+            throw new XmtpV3RetiredError("XMTP's V3 backend refused a write with its retirement message and XMTP_GATEWAY_HOST is not set");
+          }
+          // XMTP's cutover: the same installation database, a client on the decentralized network, the work once more
+          // (what libxmtp's own migration client does). Every instance reads the switch at its next session.
+          await network.write("d14n", "V3 answered a write with its retirement message");
+          lastKnown = { protocol: "d14n", at: Date.now() };
+          state.logger.warn("xmtp_switched_to_d14n", { gateway: config.gatewayHost });
+          return runWork("d14n");
+        }
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value;
       };
       try {
         return await durable.run(holder, inSession, { savedAhead: !state.unsafeWithoutWriteAhead, ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}) });

@@ -1,5 +1,6 @@
 import type { Address } from "../shared/address.js";
 import { DependencyUnavailableError, NotFoundError } from "../shared/errors.js";
+import { V3_RETIRED } from "./networks.js";
 
 /** XMTP's ceiling on a group's members, the backend's own inbox included. */
 export const MAX_GROUP_MEMBERS = 250;
@@ -128,8 +129,18 @@ export function lazyXmtpPort(load: () => Promise<XmtpPort>): XmtpPort {
 
 /** The XMTP network could not be reached or timed out; the request may be retried. */
 export class XmtpUnavailableError extends DependencyUnavailableError {
-  override readonly name = "XmtpUnavailableError";
-  override readonly publicMessage = "The XMTP network is unavailable; try again in a moment";
+  override readonly name: string = "XmtpUnavailableError";
+  override readonly publicMessage: string = "The XMTP network is unavailable; try again in a moment";
+}
+
+/**
+ * XMTP's V3 backend refuses writes for good (it has been retired in favour of the decentralized network), and this
+ * deployment has no gateway to move to (503 `xmtp_v3_retired` until an operator sets `XMTP_GATEWAY_HOST`).
+ */
+export class XmtpV3RetiredError extends XmtpUnavailableError {
+  override readonly name = "XmtpV3RetiredError";
+  override readonly code = "xmtp_v3_retired";
+  override readonly publicMessage = "XMTP's V3 network no longer accepts writes and this service has not moved to XMTP's decentralized network yet; try again later";
 }
 
 /** Another instance held the XMTP installation for longer than this request could wait (503: ask again). */
@@ -167,6 +178,9 @@ const COMMIT_OUTCOME_UNKNOWN = /Sync failed to wait for intent|\d+ errors publis
 export function toXmtpError(error: unknown, operation: string): Error {
   if (error instanceof XmtpUnavailableError || error instanceof XmtpOperationError || error instanceof XmtpGroupNotFoundError) return error;
   const message = error instanceof Error ? error.message : String(error);
+  if (V3_RETIRED.test(message)) {
+    return new XmtpV3RetiredError(`XMTP ${operation} failed: the V3 backend is retired (set XMTP_GATEWAY_HOST to move to the decentralized network)`, { cause: error });
+  }
   if (TRANSPORT_FAILURE.test(message)) {
     return new XmtpUnavailableError(`XMTP ${operation} failed: network unavailable`, { cause: error });
   }

@@ -93,6 +93,9 @@ export interface XmtpCodecs {
   VerifySmartContractWalletSignaturesResponse: Codec<unknown>;
   /** The stored form of an identity update (re-encoded into GetIdentityUpdates answers). */
   IdentityUpdate: Codec<IdentityUpdate>;
+  // The client's payloads inside a d14n ClientEnvelope (the same messages as V3's).
+  GroupMessageInput: Codec<GroupMessageInput>;
+  WelcomeMessageInput: Codec<WelcomeMessageInput>;
 }
 
 let loaded: XmtpCodecs | undefined;

@@ -42,11 +42,24 @@ export function nodeRequest<T>(path: string, options: { body?: unknown; url?: st
   });
 }
 
+/** A running node's health. */
+export interface NodeHealth {
+  readonly ok: true;
+  readonly pid: number;
+  readonly uptimeMs: number;
+  readonly latencyMs: number;
+  /** The d14n gateway's URL, or null when the node serves V3 only. */
+  readonly gatewayUrl: string | null;
+  readonly d14nCutover: boolean;
+}
+
 /** The node's health, or null when nothing (or something else) answers on its port. */
-export async function nodeHealth(url?: string): Promise<{ ok: true; pid: number; uptimeMs: number; latencyMs: number } | null> {
+export async function nodeHealth(url?: string): Promise<NodeHealth | null> {
   try {
-    const health = await nodeRequest<{ ok?: unknown; pid: number; uptimeMs: number; latencyMs: number }>("/health", { ...(url ? { url } : {}), timeoutMs: 1000 });
-    return health.ok === true ? { ok: true, pid: health.pid, uptimeMs: health.uptimeMs, latencyMs: health.latencyMs } : null;
+    const health = await nodeRequest<Partial<NodeHealth> & { ok?: unknown; pid: number; uptimeMs: number; latencyMs: number }>("/health", { ...(url ? { url } : {}), timeoutMs: 1000 });
+    return health.ok === true
+      ? { ok: true, pid: health.pid, uptimeMs: health.uptimeMs, latencyMs: health.latencyMs, gatewayUrl: health.gatewayUrl ?? null, d14nCutover: health.d14nCutover === true }
+      : null;
   } catch {
     return null;
   }
@@ -55,6 +68,8 @@ export async function nodeHealth(url?: string): Promise<{ ok: true; pid: number;
 /** A node this process can rely on: one already running (shared, left running) or one it started (stopped by `stop`). */
 export interface NodeHandle {
   readonly url: string;
+  /** The d14n gateway's URL. */
+  readonly gatewayUrl: string;
   /** True when this call started the node. */
   readonly started: boolean;
   stop(): Promise<void>;
@@ -65,19 +80,25 @@ const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url
 
 /**
  * Uses the local node on port 5556 if one is healthy, otherwise starts one in a child process
- * (`scripts/xmtp-node.ts`) with a bounded lifetime and waits until it answers.
- * @throws when it does not come up within 20 s (the port taken by something else, say).
+ * (`scripts/xmtp-node.ts --d14n`, its gateway and node on free ports) with a bounded lifetime and waits until it answers.
+ * @throws when it does not come up within 20 s (the port taken by something else, say), or the running one serves no d14n.
  */
 export async function ensureLocalXmtpNode(options: { lifetimeMinutes?: number; latencyMs?: number } = {}): Promise<NodeHandle> {
-  if (await nodeHealth()) return { url: LOCAL_XMTP_URL, started: false, stop: async () => {} };
-  const child = spawn(TSX, [CLI, "--lifetime-minutes", String(options.lifetimeMinutes ?? 60), "--latency-ms", String(options.latencyMs ?? 0)], {
+  const running = await nodeHealth();
+  if (running) {
+    if (!running.gatewayUrl) throw new Error(`the local XMTP node on port ${LOCAL_XMTP_PORT} serves V3 only: stop it, or restart it with \`npm run xmtp:node -- --d14n\``);
+    return { url: LOCAL_XMTP_URL, gatewayUrl: running.gatewayUrl, started: false, stop: async () => {} };
+  }
+  const child = spawn(TSX, [CLI, "--d14n", "--gateway-port", "0", "--node-port", "0", "--lifetime-minutes", String(options.lifetimeMinutes ?? 60), "--latency-ms", String(options.latencyMs ?? 0)], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const deadline = Date.now() + 20_000;
+  let gatewayUrl: string | null;
   for (;;) {
-    if (await nodeHealth()) break;
+    gatewayUrl = (await nodeHealth())?.gatewayUrl ?? null;
+    if (gatewayUrl) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`local XMTP node did not start on port ${LOCAL_XMTP_PORT}: ${stderr.trim() || "no output"}`);
@@ -86,6 +107,7 @@ export async function ensureLocalXmtpNode(options: { lifetimeMinutes?: number; l
   }
   return {
     url: LOCAL_XMTP_URL,
+    gatewayUrl,
     started: true,
     stop: () =>
       new Promise<void>((resolve) => {

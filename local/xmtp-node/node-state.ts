@@ -17,6 +17,8 @@ export interface StoredGroupMessage {
   readonly senderHmac: Uint8Array;
   readonly shouldPush: boolean;
   readonly isCommit: boolean;
+  /** The d14n ClientEnvelope it was published in (absent when published over V3). */
+  readonly clientEnvelope?: Uint8Array;
 }
 
 export interface StoredWelcome {
@@ -24,12 +26,22 @@ export interface StoredWelcome {
   readonly createdNs: number;
   readonly installationKey: Uint8Array;
   readonly input: WelcomeMessageInput;
+  readonly clientEnvelope?: Uint8Array;
 }
 
 export interface StoredIdentityUpdate {
   readonly sequenceId: number;
   readonly serverTimestampNs: number;
   readonly update: IdentityUpdate;
+  readonly clientEnvelope?: Uint8Array;
+}
+
+export interface StoredKeyPackage {
+  readonly id: number;
+  readonly createdNs: number;
+  readonly installationKey: Uint8Array;
+  readonly keyPackage: Uint8Array;
+  readonly clientEnvelope?: Uint8Array;
 }
 
 export interface StoredCommitLogEntry {
@@ -84,30 +96,51 @@ function page<T extends { id: number }>(rows: readonly T[], p: Page): { rows: T[
 export class NodeState {
   private nextId = 1;
   private readonly groupMessages = new Map<string, StoredGroupMessage[]>();
-  private readonly messageHashes = new Set<string>();
   private readonly welcomes = new Map<string, StoredWelcome[]>();
-  private readonly keyPackages = new Map<string, Uint8Array>();
+  private readonly keyPackages = new Map<string, StoredKeyPackage>();
+  private readonly messageByHash = new Map<string, StoredGroupMessage>();
   private readonly identityLogs = new Map<string, StoredIdentityUpdate[]>();
   private readonly inboxByIdentifier = new Map<string, string>();
   private readonly commitLogs = new Map<string, StoredCommitLogEntry[]>();
   private readonly groupListeners = new Set<(message: StoredGroupMessage) => void>();
   private readonly welcomeListeners = new Set<(welcome: StoredWelcome) => void>();
+  private readonly identityListeners = new Set<(update: StoredIdentityUpdate) => void>();
+  private readonly keyPackageListeners = new Set<(keyPackage: StoredKeyPackage) => void>();
 
-  /** Stores group messages in order; a message already stored (same group and bytes) is skipped, as the real node does. */
-  sendGroupMessages(inputs: readonly { data: Uint8Array; senderHmac: Uint8Array; shouldPush: boolean }[]): void {
+  /**
+   * Stores group messages in order; a message already stored (same group and bytes) is skipped, as the real node
+   * does. Answers the stored message for each input (the earlier one for a repeat).
+   */
+  sendGroupMessages(inputs: readonly { data: Uint8Array; senderHmac: Uint8Array; shouldPush: boolean; clientEnvelope?: Uint8Array }[]): StoredGroupMessage[] {
     // Every message is read before any is stored: a batch with one unreadable message stores nothing.
     const facts = inputs.map((input) => ({ input, ...readGroupMessage(input.data) }));
+    const stored: StoredGroupMessage[] = [];
     for (const { input, groupId, isCommit } of facts) {
       const digest = createHash("sha256").update(groupId).update(input.data).digest("hex");
-      if (this.messageHashes.has(digest)) continue;
-      this.messageHashes.add(digest);
-      const message: StoredGroupMessage = { id: this.nextId++, createdNs: nowNs(), groupId, data: input.data, senderHmac: input.senderHmac, shouldPush: input.shouldPush, isCommit };
+      const earlier = this.messageByHash.get(digest);
+      if (earlier) {
+        stored.push(earlier);
+        continue;
+      }
+      const message: StoredGroupMessage = {
+        id: this.nextId++,
+        createdNs: nowNs(),
+        groupId,
+        data: input.data,
+        senderHmac: input.senderHmac,
+        shouldPush: input.shouldPush,
+        isCommit,
+        ...(input.clientEnvelope ? { clientEnvelope: input.clientEnvelope } : {}),
+      };
+      this.messageByHash.set(digest, message);
+      stored.push(message);
       const key = hex(groupId);
       const list = this.groupMessages.get(key) ?? [];
       list.push(message);
       this.groupMessages.set(key, list);
       for (const listener of this.groupListeners) listener(message);
     }
+    return stored;
   }
 
   queryGroupMessages(groupId: Uint8Array, paging: PagingInfo | undefined) {
@@ -124,20 +157,22 @@ export class NodeState {
     return this.groupMessages.get(hex(groupId))?.at(-1);
   }
 
-  sendWelcomes(inputs: readonly WelcomeMessageInput[]): void {
+  sendWelcomes(inputs: readonly WelcomeMessageInput[], clientEnvelopes?: readonly Uint8Array[]): StoredWelcome[] {
     for (const input of inputs) {
       const installationKey = input.v1?.installationKey ?? input.welcomePointer?.installationKey;
       if (!installationKey || installationKey.length === 0) throw new NodeRequestError(3, "invalid welcome message: missing version or installation key");
     }
-    for (const input of inputs) {
+    return inputs.map((input, index) => {
       const installationKey = (input.v1?.installationKey ?? input.welcomePointer?.installationKey)!;
-      const welcome: StoredWelcome = { id: this.nextId++, createdNs: nowNs(), installationKey, input };
+      const clientEnvelope = clientEnvelopes?.[index];
+      const welcome: StoredWelcome = { id: this.nextId++, createdNs: nowNs(), installationKey, input, ...(clientEnvelope ? { clientEnvelope } : {}) };
       const key = hex(installationKey);
       const list = this.welcomes.get(key) ?? [];
       list.push(welcome);
       this.welcomes.set(key, list);
       for (const listener of this.welcomeListeners) listener(welcome);
-    }
+      return welcome;
+    });
   }
 
   queryWelcomes(installationKey: Uint8Array, paging: PagingInfo | undefined) {
@@ -151,22 +186,30 @@ export class NodeState {
   }
 
   /** Stores the key package under its installation key (the newest one replaces the last). */
-  uploadKeyPackage(keyPackage: Uint8Array): Uint8Array {
+  uploadKeyPackage(keyPackage: Uint8Array, clientEnvelope?: Uint8Array): StoredKeyPackage {
     const installationKey = readKeyPackageInstallationKey(keyPackage);
-    this.keyPackages.set(hex(installationKey), keyPackage);
-    return installationKey;
+    const stored: StoredKeyPackage = { id: this.nextId++, createdNs: nowNs(), installationKey, keyPackage, ...(clientEnvelope ? { clientEnvelope } : {}) };
+    this.keyPackages.set(hex(installationKey), stored);
+    for (const listener of this.keyPackageListeners) listener(stored);
+    return stored;
   }
 
   /** Key packages in the order asked; unknown installations get none (an empty entry), as the real node answers. */
   fetchKeyPackages(installationKeys: readonly Uint8Array[]): (Uint8Array | undefined)[] {
-    return installationKeys.map((key) => this.keyPackages.get(hex(key)));
+    return installationKeys.map((key) => this.keyPackages.get(hex(key))?.keyPackage);
+  }
+
+  /** The newest key package of an installation, as stored. */
+  keyPackageOf(installationKey: Uint8Array): StoredKeyPackage | undefined {
+    return this.keyPackages.get(hex(installationKey));
   }
 
   /** Appends an identity update and follows its Ethereum identifiers (added, or revoked). */
-  publishIdentityUpdate(update: IdentityUpdate): void {
+  publishIdentityUpdate(update: IdentityUpdate, clientEnvelope?: Uint8Array): StoredIdentityUpdate {
     const log = this.identityLogs.get(update.inboxId) ?? [];
     if (log.length >= MAX_IDENTITY_UPDATES) throw new NodeRequestError(9, "inbox log is full");
-    log.push({ sequenceId: this.nextId++, serverTimestampNs: nowNs(), update });
+    const stored: StoredIdentityUpdate = { sequenceId: this.nextId++, serverTimestampNs: nowNs(), update, ...(clientEnvelope ? { clientEnvelope } : {}) };
+    log.push(stored);
     this.identityLogs.set(update.inboxId, log);
     for (const action of update.actions) {
       // IdentifierKind 0 (unspecified, older clients) and 1 are Ethereum addresses.
@@ -178,6 +221,8 @@ export class NodeState {
       const revoked = action.revoke?.memberToRevoke?.ethereumAddress;
       if (revoked && this.inboxByIdentifier.get(revoked.toLowerCase()) === update.inboxId) this.inboxByIdentifier.delete(revoked.toLowerCase());
     }
+    for (const listener of this.identityListeners) listener(stored);
+    return stored;
   }
 
   identityUpdates(inboxId: string, afterSequenceId: number): StoredIdentityUpdate[] {
@@ -211,6 +256,31 @@ export class NodeState {
   onWelcome(listener: (welcome: StoredWelcome) => void): () => void {
     this.welcomeListeners.add(listener);
     return () => this.welcomeListeners.delete(listener);
+  }
+
+  onIdentityUpdate(listener: (update: StoredIdentityUpdate) => void): () => void {
+    this.identityListeners.add(listener);
+    return () => this.identityListeners.delete(listener);
+  }
+
+  onKeyPackage(listener: (keyPackage: StoredKeyPackage) => void): () => void {
+    this.keyPackageListeners.add(listener);
+    return () => this.keyPackageListeners.delete(listener);
+  }
+
+  /** Every group message of a group, oldest first. */
+  groupMessagesOf(groupId: Uint8Array): readonly StoredGroupMessage[] {
+    return this.groupMessages.get(hex(groupId)) ?? [];
+  }
+
+  /** Every welcome of an installation, oldest first. */
+  welcomesOf(installationKey: Uint8Array): readonly StoredWelcome[] {
+    return this.welcomes.get(hex(installationKey)) ?? [];
+  }
+
+  /** Every identity update of an inbox, oldest first. */
+  identityLogOf(inboxId: string): readonly StoredIdentityUpdate[] {
+    return this.identityLogs.get(inboxId) ?? [];
   }
 
   /** Counts for one group (tests and benchmarks: how many commits a request made). */

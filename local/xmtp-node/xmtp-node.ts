@@ -1,6 +1,10 @@
 /**
- * A local stand-in for an XMTP v3 node, for tests, benchmarks and `npm run dev`: the real `@xmtp/node-sdk`
- * client talks to it as to the network (`env: "local"` is `http://localhost:5556`: gRPC over cleartext HTTP/2).
+ * A local stand-in for XMTP's network, for tests, benchmarks and `npm run dev`: the real `@xmtp/node-sdk` client
+ * talks to it as to the network. It serves both of XMTP's protocols over one store: the V3 API (`env: "local"` is
+ * `http://localhost:5556`: gRPC over cleartext HTTP/2) and, when asked, the decentralized network (d14n): a gateway
+ * (`PayerApi`, default port 5050) and a node (`ReplicationApi` and gRPC health, default port 5055), see `d14n.ts`.
+ * After a cutover (`POST /control {"d14nCutover": true}`) the V3 API refuses every write and subscription with
+ * xmtp-node-go's retirement message, as XMTP's V3 backend does; its queries keep working.
  *
  * It stores and serves, in memory: identity updates (and which inbox each Ethereum address belongs to), key
  * packages, group messages (deduplicated by content, commits flagged), welcomes (v1 and pointers), commit-log
@@ -18,9 +22,26 @@ import { xmtpCodecs, type XmtpCodecs } from "./codecs.js";
 import { finishResponse, frame, GRPC_STATUS, readBody, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
 import { MlsWireError, readGroupMessage } from "./mls-wire.js";
 import { NodeRequestError, NodeState, type StoredGroupMessage, type StoredWelcome } from "./node-state.js";
+import { d14nServices, GATEWAY_PREFIXES, NODE_PREFIXES } from "./d14n.js";
+import { decodeMessage } from "../../lib/xmtp/protobuf-wire.js";
+import { PUBLISH_CLIENT_ENVELOPES, classifyCall } from "../../lib/xmtp/networks.js";
+import { PublishClientEnvelopesRequest, type ClientEnvelopeMessage } from "../../lib/xmtp/xmtpv4.js";
+
+/** What a d14n publish carries, in V3 method names. */
+const labelsOf = (request: Uint8Array): readonly string[] => {
+  const call = classifyCall(PUBLISH_CLIENT_ENVELOPES, request);
+  return call.kind === "write" ? call.labels : [];
+};
 
 /** The port `env: "local"` points every XMTP client at (fixed in the SDK). */
 export const LOCAL_XMTP_PORT = 5556;
+/** Default ports of the d14n gateway and node (those of xmtpd's test images). */
+export const LOCAL_GATEWAY_PORT = 5050;
+export const LOCAL_D14N_NODE_PORT = 5055;
+
+/** What XMTP's V3 backend answers writes with after the d14n cutover (xmtp-node-go). */
+export const V3_RETIRED_MESSAGE = "publishing to XMTP V3 is no longer available. Please upgrade your client to XMTP D14N.";
+const V3_WRITES = new Set(["SendGroupMessages", "SendWelcomeMessages", "UploadKeyPackage", "RegisterInstallation", "PublishIdentityUpdate", "BatchPublishCommitLog", "SubscribeGroupMessages", "SubscribeWelcomeMessages"]);
 
 /** One call the node served. */
 export interface ServedCall {
@@ -62,15 +83,27 @@ export interface LocalXmtpNodeOptions {
   readonly lifetimeMs?: number;
   /** Called for every call served (e.g. to print it). */
   readonly onCall?: (call: ServedCall) => void;
+  /** Also serve the decentralized network: a gateway and a node (ports default to 5050 and 5055; 0 picks free ones). */
+  readonly d14n?: { readonly gatewayPort?: number; readonly nodePort?: number };
+  /** Retire V3 this long after start (the cutover), as `POST /control {"d14nCutover": true}` does. */
+  readonly cutoverAfterMs?: number;
 }
 
 /** A running local node. */
 export interface LocalXmtpNode {
   readonly url: string;
+  /** The d14n gateway's URL (give it to clients as `gatewayHost`), or null when d14n is not served. */
+  readonly gatewayUrl: string | null;
+  /** The d14n node's URL (what GetNodes answers), or null. */
+  readonly nodeUrl: string | null;
+  /** True once V3 is retired: its writes and subscriptions are refused. */
+  cutover: boolean;
   readonly state: NodeState;
   latencyMs: number;
   /** Calls served per gRPC method. */
   readonly counts: Map<string, number>;
+  /** Calls served per client (`x-app-version`), per full gRPC path. */
+  readonly countsByApp: Map<string, Map<string, number>>;
   /** The most recent calls (up to 10,000). */
   readonly recent: ServedCall[];
   /** Failures waiting for matching calls (see {@link NodeFault}); each is dropped once used up. */
@@ -88,10 +121,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Promise<LocalXmtpNode> {
   const codecs = xmtpCodecs();
   const state = new NodeState();
-  const unary = unaryHandlers(codecs, state);
+  const d14n = d14nServices(codecs, state, () => node.nodeUrl ?? "");
+  const unary = { ...unaryHandlers(codecs, state), ...d14n.unary };
   const sessions = new Set<Http2Session>();
   const streams = new Set<() => void>();
   const counts = new Map<string, number>();
+  const countsByApp = new Map<string, Map<string, number>>();
   const recent: ServedCall[] = [];
   const startedAt = Date.now();
   let markClosed = () => {};
@@ -101,6 +136,10 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
   const record = (method: string, started: number, status: number, headers: IncomingHttpHeaders) => {
     const call: ServedCall = { method, at: started, ms: Date.now() - started, status, appVersion: String(headers["x-app-version"] ?? "") };
     counts.set(method, (counts.get(method) ?? 0) + 1);
+    const path = String(headers[":path"] ?? method);
+    const byApp = countsByApp.get(call.appVersion) ?? new Map<string, number>();
+    byApp.set(path, (byApp.get(path) ?? 0) + 1);
+    countsByApp.set(call.appVersion, byApp);
     recent.push(call);
     if (recent.length > CALL_LOG_SIZE) recent.splice(0, recent.length - CALL_LOG_SIZE);
     options.onCall?.(call);
@@ -108,30 +147,39 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
 
   const node: LocalXmtpNode = {
     url: "",
+    gatewayUrl: null,
+    nodeUrl: null,
+    cutover: false,
     state,
     latencyMs: options.latencyMs ?? 0,
     counts,
+    countsByApp,
     recent,
     faults: [],
     closed,
     close: () =>
       (closing ??= (async () => {
         clearTimeout(lifetime);
+        clearTimeout(cutoverTimer);
         for (const stop of streams) stop();
         for (const session of sessions) session.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
         markClosed();
       })()),
   };
 
-  const serveGrpc = async (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string) => {
+  const serveGrpc = async (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string, prefixes: readonly string[]) => {
     const started = Date.now();
     const method = path.split("/").pop() ?? path;
     const body = await readBody(stream);
     if (node.latencyMs > 0) await sleep(node.latencyMs);
     try {
       const [request = new Uint8Array()] = readFrames(body);
-      const handler = unary[path];
+      const served = prefixes.some((p) => path.startsWith(p));
+      const handler = served ? unary[path] : undefined;
+      if (node.cutover && served && path.startsWith("/xmtp.") && !path.startsWith("/xmtp.xmtpv4.") && V3_WRITES.has(method)) {
+        throw new NodeRequestError(GRPC_STATUS.unavailable, V3_RETIRED_MESSAGE);
+      }
       const fault = takeFault(node, codecs, method, String(headers["x-app-version"] ?? ""), request);
       if (fault?.delayMs) await sleep(fault.delayMs);
       if (fault?.when === "before") throw new NodeRequestError(fault.code ?? GRPC_STATUS.unavailable, "fault injected by the local node (before)");
@@ -144,7 +192,12 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
         record(method, started, GRPC_STATUS.ok, headers);
         return;
       }
-      if (path === "/xmtp.mls.api.v1.MlsApi/SubscribeGroupMessages" || path === "/xmtp.mls.api.v1.MlsApi/SubscribeWelcomeMessages") {
+      if (served && path === d14n.subscribePath) {
+        record(method, started, GRPC_STATUS.ok, headers);
+        d14n.subscribe(stream, request, streams);
+        return;
+      }
+      if (served && (path === "/xmtp.mls.api.v1.MlsApi/SubscribeGroupMessages" || path === "/xmtp.mls.api.v1.MlsApi/SubscribeWelcomeMessages")) {
         record(method, started, GRPC_STATUS.ok, headers);
         subscribe(codecs, state, stream, path.endsWith("GroupMessages") ? "group" : "welcome", request, streams);
         return;
@@ -164,59 +217,96 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
       stream.respond({ ":status": status, "content-type": "application/json" });
       stream.end(JSON.stringify(body));
     };
-    if (path === "/health") return reply(200, { ok: true, pid: process.pid, uptimeMs: Date.now() - startedAt, latencyMs: node.latencyMs });
+    if (path === "/health") {
+      return reply(200, { ok: true, pid: process.pid, uptimeMs: Date.now() - startedAt, latencyMs: node.latencyMs, gatewayUrl: node.gatewayUrl, nodeUrl: node.nodeUrl, d14nCutover: node.cutover });
+    }
     if (path === "/stats") {
       const group = search.get("group");
-      return reply(200, { calls: Object.fromEntries(counts), ...(group ? { group: state.groupStats(group) } : {}) });
+      const app = search.get("appVersion");
+      return reply(200, {
+        calls: Object.fromEntries(counts),
+        ...(group ? { group: state.groupStats(group) } : {}),
+        ...(app !== null ? { callsByPath: Object.fromEntries(countsByApp.get(app) ?? []) } : {}),
+      });
     }
     if (path === "/control") {
-      const body = JSON.parse((await readBody(stream)).toString("utf8") || "{}") as { latencyMs?: unknown; faults?: NodeFault[]; clearFaults?: string };
+      const body = JSON.parse((await readBody(stream)).toString("utf8") || "{}") as { latencyMs?: unknown; faults?: NodeFault[]; clearFaults?: string; d14nCutover?: unknown };
       if (typeof body.latencyMs === "number" && body.latencyMs >= 0) node.latencyMs = body.latencyMs;
+      if (body.d14nCutover === true) node.cutover = true;
       if (typeof body.clearFaults === "string") {
         const keep = node.faults.filter((f) => f.appVersion !== body.clearFaults);
         node.faults.splice(0, node.faults.length, ...keep);
       }
       for (const fault of body.faults ?? []) node.faults.push({ ...fault, remaining: fault.count ?? 1 });
-      return reply(200, { latencyMs: node.latencyMs, faults: node.faults.length });
+      return reply(200, { latencyMs: node.latencyMs, faults: node.faults.length, d14nCutover: node.cutover });
     }
     reply(404, { error: "not found" });
   };
 
-  const server: Http2Server = createServer();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.on("close", () => sessions.delete(session));
-  });
-  server.on("stream", (stream, headers) => {
-    stream.on("error", () => undefined);
-    const url = new URL(String(headers[":path"] ?? "/"), "http://node");
-    const isGrpc = String(headers["content-type"] ?? "").startsWith("application/grpc");
-    const work = isGrpc ? serveGrpc(stream, headers, url.pathname) : serveControl(stream, url.pathname, url.searchParams);
-    work.catch(() => {
-      if (!stream.destroyed) stream.close();
-    });
-  });
-
-  const port = options.port ?? LOCAL_XMTP_PORT;
+  const servers: Http2Server[] = [];
   const host = options.host ?? "127.0.0.1";
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
+  /** A server on `port` answering the gRPC services under `prefixes`, and the control paths. */
+  const listen = async (port: number, prefixes: readonly string[]): Promise<string> => {
+    const server: Http2Server = createServer();
+    servers.push(server);
+    server.on("session", (session) => {
+      sessions.add(session);
+      session.on("close", () => sessions.delete(session));
     });
-  });
-  const address = server.address();
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => undefined);
+      const url = new URL(String(headers[":path"] ?? "/"), "http://node");
+      const isGrpc = String(headers["content-type"] ?? "").startsWith("application/grpc");
+      const work = isGrpc ? serveGrpc(stream, headers, url.pathname, prefixes) : serveControl(stream, url.pathname, url.searchParams);
+      work.catch(() => {
+        if (!stream.destroyed) stream.close();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    return `http://${host}:${typeof address === "object" && address ? address.port : port}`;
+  };
+
+  try {
+    const url = await listen(options.port ?? LOCAL_XMTP_PORT, ["/xmtp.mls.api.v1.", "/xmtp.identity.api.v1."]);
+    Object.assign(node, { url });
+    if (options.d14n) {
+      const nodeUrl = await listen(options.d14n.nodePort ?? LOCAL_D14N_NODE_PORT, NODE_PREFIXES);
+      const gatewayUrl = await listen(options.d14n.gatewayPort ?? LOCAL_GATEWAY_PORT, GATEWAY_PREFIXES);
+      Object.assign(node, { nodeUrl, gatewayUrl });
+    }
+  } catch (error) {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    throw error;
+  }
   const lifetime = options.lifetimeMs ? setTimeout(() => void node.close(), options.lifetimeMs) : undefined;
-  return Object.assign(node, { url: `http://${host}:${typeof address === "object" && address ? address.port : port}` });
+  const cutoverTimer = options.cutoverAfterMs !== undefined ? setTimeout(() => (node.cutover = true), options.cutoverAfterMs) : undefined;
+  return node;
 }
 
+/**
+ * The fault armed for this call, if any. A fault names a V3 method; on d14n it matches the one write method when the
+ * envelopes carry that kind of write (a "SendGroupMessages" fault fails a PublishClientEnvelopes of group messages).
+ */
 function takeFault(node: LocalXmtpNode, c: XmtpCodecs, method: string, appVersion: string, request: Uint8Array): NodeFault | undefined {
+  const d14nPublish = method === "PublishClientEnvelopes";
+  const envelopes = () => decodeMessage<{ envelopes: ClientEnvelopeMessage[] }>(PublishClientEnvelopesRequest, request).envelopes;
+  const groupData = (): Uint8Array[] =>
+    d14nPublish
+      ? envelopes().flatMap((e) => (e.groupMessage ? [c.GroupMessageInput.decode(e.groupMessage).v1?.data].filter((d): d is Uint8Array => d !== undefined) : []))
+      : c.SendGroupMessagesRequest.decode(request).messages.flatMap((m) => (m.v1 ? [m.v1.data] : []));
   const index = node.faults.findIndex((f) => {
-    if (f.method !== method || (f.appVersion !== undefined && f.appVersion !== appVersion)) return false;
+    if (f.appVersion !== undefined && f.appVersion !== appVersion) return false;
+    const matches = f.method === method || (d14nPublish && labelsOf(request).includes(f.method));
+    if (!matches) return false;
     if (!f.commitsOnly) return true;
-    const messages = c.SendGroupMessagesRequest.decode(request).messages;
-    return messages.some((m) => m.v1 && readGroupMessage(m.v1.data).isCommit);
+    return groupData().some((data) => readGroupMessage(data).isCommit);
   });
   const fault = node.faults[index];
   if (!fault) return undefined;
@@ -261,7 +351,7 @@ function unaryHandlers(c: XmtpCodecs, state: NodeState): Record<string, Unary> {
     [`${mls}RegisterInstallation`]: (bytes) => {
       const keyPackage = c.RegisterInstallationRequest.decode(bytes).keyPackage;
       if (!keyPackage) throw new NodeRequestError(GRPC_STATUS.invalidArgument, "no key package");
-      const installationKey = state.uploadKeyPackage(keyPackage.keyPackageTlsSerialized);
+      const { installationKey } = state.uploadKeyPackage(keyPackage.keyPackageTlsSerialized);
       return c.RegisterInstallationResponse.encode(c.RegisterInstallationResponse.fromPartial({ installationKey })).finish();
     },
     [`${mls}FetchKeyPackages`]: (bytes) => {

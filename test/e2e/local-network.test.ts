@@ -11,12 +11,14 @@ import { addMembers, listMessages, removeMembers, sendMessage, showGroup } from 
 import { DATABASE_FILE_SUFFIXES } from "../../lib/xmtp/state/local-files.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 import { startDevLinkService } from "../../local/link-service/dev-link-service.js";
-import { realDeployment, startRealInstance, WEBHOOK_SECRET, type Deployment, type RealXmtpInstance } from "../support/test-app.js";
-import { createPerson, type Person } from "../support/xmtp-people.js";
+import { PROTOCOLS, realDeployment, startRealInstance, WEBHOOK_SECRET, type Deployment, type RealXmtpInstance } from "../support/test-app.js";
+import { createPerson, nodeCallsOf, personClientOptions, type Person } from "../support/xmtp-people.js";
 
 // The whole path with the real @xmtp/node-sdk client against the local XMTP node: three instances of one
 // deployment (separate disks, one Redis), and people who are real clients with wallets of their own.
 // The link service is the local stand-in over real HTTP (msw intercepts every socket, HTTP/2 ones included).
+for (const protocol of PROTOCOLS) {
+describe(`on ${protocol === "v3" ? "XMTP V3" : "the decentralized network (d14n)"}`, () => {
 let links: Awaited<ReturnType<typeof startDevLinkService>>;
 let deployment: Deployment;
 const instances: RealXmtpInstance[] = [];
@@ -31,7 +33,7 @@ let bob: Person;
 let carol: Person;
 
 const person = async () => {
-  const p = await createPerson();
+  const p = await createPerson({ protocol });
   people.push(p);
   return p;
 };
@@ -44,7 +46,7 @@ const texts = async (p: Person) => ((await (await p.group(groupId))?.messages())
 
 beforeAll(async () => {
   links = await startDevLinkService();
-  deployment = realDeployment({ LINK_SERVICE_URL: `${links.url}/api/groups/create`, LINK_BASE_URL: `${links.url}/group/` });
+  deployment = realDeployment({ LINK_SERVICE_URL: `${links.url}/api/groups/create`, LINK_BASE_URL: `${links.url}/group/` }, protocol);
   [a, b, alice, bob, carol] = await Promise.all([instance(), instance(), person(), person(), person()]);
 }, 60_000);
 afterAll(async () => {
@@ -129,8 +131,22 @@ describe("the real XMTP client end to end (local node, two instances, one Redis)
     }
     for (const i of instances) expect(await i.app.xmtp.withSession((s) => s.groupHealth(groupId))).toMatchObject({ maybeForked: false });
     const backendInbox = shown.members.find((m) => m.address === deployment.backendAddress)!.inboxId;
-    const [state] = await Client.fetchInboxStates([backendInbox], "local");
+    // Asked through a member's client: the SDK's static helpers hard-code TLS, which no local gateway speaks.
+    const [state] = await bob.client.preferences.fetchInboxStates([backendInbox]);
     expect(state!.installations).toHaveLength(1);
+  });
+
+  it(`spoke ${protocol} only: the backend made no call of the other protocol`, async () => {
+    const paths = Object.keys(await nodeCallsOf(deployment.appVersion));
+    const d14n = paths.filter((p) => p.startsWith("/xmtp.xmtpv4.") || p.startsWith("/grpc.health."));
+    const v3 = paths.filter((p) => p.startsWith("/xmtp.mls.") || p.startsWith("/xmtp.identity."));
+    if (protocol === "d14n") {
+      expect(v3).toEqual([]);
+      expect(d14n).toContain("/xmtp.xmtpv4.payer_api.PayerApi/PublishClientEnvelopes");
+    } else {
+      expect(d14n).toEqual([]);
+      expect(v3).toContain("/xmtp.mls.api.v1.MlsApi/SendGroupMessages");
+    }
   });
 });
 
@@ -149,7 +165,7 @@ describe("what the suite can see", () => {
     // …and a client opened on the old copy is the same installation, behind its own commit.
     const { signer } = createWalletSigner(deployment.env.XMTP_WALLET_KEY as `0x${string}`);
     const staleClient = await Client.create(signer, {
-      env: "local",
+      ...personClientOptions({ protocol }),
       dbPath: join(stale, "x.db3"),
       dbEncryptionKey: `0x${deployment.env.XMTP_DB_ENCRYPTION_KEY}`,
       disableDeviceSync: true,
@@ -166,3 +182,5 @@ describe("what the suite can see", () => {
     }
   });
 });
+});
+}

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
 import { createApp, type App, type AppOverrides } from "../../lib/app.js";
-import { loadConfig, type Config } from "../../lib/config.js";
+import { loadConfig, type Config, type XmtpProtocol } from "../../lib/config.js";
 import { silentLogger } from "../../lib/shared/log.js";
 import { createRedis, type Redis } from "../../lib/shared/redis.js";
 import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
@@ -73,13 +73,21 @@ export interface Deployment {
   /** The backend client's `x-app-version`, so faults armed on the shared node hit this deployment only. */
   readonly appVersion: string;
   readonly backendAddress: string;
+  /** The protocol it starts on (and its people's clients use). */
+  readonly protocol: XmtpProtocol;
 }
 
-/** A deployment of its own: fresh backend wallet, fresh key prefix, the local XMTP node, no link service unless `env` names one. */
-export function realDeployment(env: Record<string, string> = {}): Deployment {
+/** Which of XMTP's protocols a test runs on (`XMTP_PROTOCOLS=v3` or `=d14n` narrows a run to one). */
+export const PROTOCOLS: readonly XmtpProtocol[] = (process.env.XMTP_PROTOCOLS?.split(",") ?? ["v3", "d14n"]).filter((p): p is XmtpProtocol => p === "v3" || p === "d14n");
+
+/**
+ * A deployment of its own: fresh backend wallet, fresh key prefix, the local XMTP node, no link service unless `env`
+ * names one. It starts on `protocol` (default V3), with the local node's d14n gateway configured either way.
+ */
+export function realDeployment(env: Record<string, string> = {}, protocol: XmtpProtocol = "v3"): Deployment {
   const key = `0x${randomBytes(32).toString("hex")}` as const;
-  const base = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, LINK_SERVICE_URL: "", LINK_BASE_URL: "", ...env });
-  return { env: base, appVersion: `test-${base.REDIS_KEY_PREFIX}/1`, backendAddress: createWalletSigner(key).address };
+  const base = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, LINK_SERVICE_URL: "", LINK_BASE_URL: "", XMTP_GATEWAY_HOST: inject("xmtpGateway"), XMTP_NETWORK: protocol, ...env });
+  return { env: base, appVersion: `test-${base.REDIS_KEY_PREFIX}/1`, backendAddress: createWalletSigner(key).address, protocol };
 }
 
 /** Starts an instance of `deployment` with an empty disk (a cold start). */

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { Client, Group } from "@xmtp/node-sdk";
+import { Client, Group, type ClientOptions } from "@xmtp/node-sdk";
+import { inject } from "vitest";
+import type { XmtpProtocol } from "../../lib/config.js";
 import type { Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { nodeRequest } from "../../local/xmtp-node/launcher.js";
@@ -24,13 +26,30 @@ export interface Person {
   close(): Promise<void>;
 }
 
+/** Where a person's client connects: the shared local node in either protocol, or a node of a test's own. */
+export interface PersonNetwork {
+  readonly protocol?: XmtpProtocol;
+  /** A V3 API other than the shared node's. */
+  readonly apiUrl?: string;
+  /** A d14n gateway other than the shared node's. */
+  readonly gatewayHost?: string;
+}
+
+/** The SDK options that reach `network`. */
+export function personClientOptions(network: PersonNetwork = {}): Pick<ClientOptions, "env" | "apiUrl" | "gatewayHost"> {
+  return {
+    env: "local",
+    ...(network.apiUrl ? { apiUrl: network.apiUrl } : {}),
+    ...(network.protocol === "d14n" ? { gatewayHost: network.gatewayHost ?? inject("xmtpGateway") } : {}),
+  };
+}
+
 /** A new wallet registered on the local XMTP node with a client of its own. */
-export async function createPerson(): Promise<Person> {
-  const key = generatePrivateKey();
+export async function createPerson(network: PersonNetwork = {}, key: Hex = generatePrivateKey()): Promise<Person> {
   const { signer, address } = createWalletSigner(key);
   const dir = await mkdtemp(join(tmpdir(), "xmtp-person-"));
   const client: Client<unknown> = await Client.create(signer, {
-    env: "local",
+    ...personClientOptions(network),
     dbPath: join(dir, "person.db3"),
     dbEncryptionKey: randomBytes(32),
     disableDeviceSync: true,
@@ -81,4 +100,9 @@ export async function clearFaults(appVersion: string): Promise<void> {
 /** How many messages and commits the node holds for a group. */
 export async function nodeGroupStats(groupId: string): Promise<{ messages: number; commits: number }> {
   return (await nodeRequest<{ group: { messages: number; commits: number } }>(`/stats?group=${groupId}`)).group;
+}
+
+/** Calls the shared local node served to one client (`x-app-version`), by full gRPC path. */
+export async function nodeCallsOf(appVersion: string): Promise<Record<string, number>> {
+  return (await nodeRequest<{ callsByPath: Record<string, number> }>(`/stats?appVersion=${encodeURIComponent(appVersion)}`)).callsByPath;
 }
