@@ -5,7 +5,7 @@ import type { MemberStore, MemberVia, RecordMode } from "../stores/members.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-batch.js";
-import { SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
+import { SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */
@@ -107,6 +107,8 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
       try {
         outcomes = await admitBatch(session, groupId, batch);
       } catch (error) {
+        // Left queued: the port runs this work again on the new network, and that run decides them.
+        if (error instanceof XmtpNetworkChangedError) throw error;
         const outcome: AdmissionOutcome = error instanceof XmtpGroupNotFoundError ? "group-gone" : "unavailable";
         if (outcome === "group-gone") deps.logger.error("group_missing_on_xmtp", { groupId });
         else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length, error: describeError(error) });

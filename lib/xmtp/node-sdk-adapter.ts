@@ -23,7 +23,7 @@ import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import { createNetworkChoice, type NetworkChoice } from "./state/network-choice.js";
-import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, XmtpV3RetiredError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
+import { mapSessionErrors, SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpV3RetiredError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
 
@@ -218,7 +218,9 @@ export function createNodeSdkXmtp(
     withSession: async (work, sessionOptions) => {
       const runWork = async (protocol: XmtpProtocol) => {
         const client = await getClient(protocol);
-        const session = sdkSession(client, open!.binding, durable, durable.workDeadline);
+        const sdk = sdkSession(client, open!.binding, durable, durable.workDeadline);
+        // On V3, a call that failed because V3 is retired says so, whatever libxmtp made of the refusal.
+        const session = protocol === "v3" ? onV3Retirement(sdk, () => v3RetiredSeen, config.gatewayHost !== null) : sdk;
         // A session before this one stopped midway through writing to these groups: the saved state knows
         // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
         for (const groupId of durable.unsettled) {
@@ -265,6 +267,19 @@ export function createNodeSdkXmtp(
       }
     },
   };
+}
+
+/**
+ * The session with each failure made plain once V3 has answered a write with its retirement message: the work is
+ * to be run again on d14n ({@link XmtpNetworkChangedError}) when a gateway is configured, else V3 is simply retired.
+ */
+function onV3Retirement(session: XmtpSession, retired: () => boolean, canMove: boolean): XmtpSession {
+  return mapSessionErrors(session, (error, method) => {
+    if (!retired()) return error;
+    return canMove
+      ? new XmtpNetworkChangedError(`XMTP ${method} refused by the retired V3 backend: moving to d14n`, { cause: error })
+      : new XmtpV3RetiredError(`XMTP ${method} refused by the retired V3 backend, and XMTP_GATEWAY_HOST is not set`, { cause: error });
+  });
 }
 
 /**

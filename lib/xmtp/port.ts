@@ -143,6 +143,15 @@ export class XmtpV3RetiredError extends XmtpUnavailableError {
   override readonly publicMessage = "XMTP's V3 network no longer accepts writes and this service has not moved to XMTP's decentralized network yet; try again later";
 }
 
+/**
+ * The network this installation writes to changed while the session ran (XMTP's move to its decentralized
+ * network): nothing the failed call wrote took effect, and the port runs the whole work once more on the new
+ * network. Work that records outcomes must leave them undecided when it sees this, so the second run decides them.
+ */
+export class XmtpNetworkChangedError extends XmtpUnavailableError {
+  override readonly name = "XmtpNetworkChangedError";
+}
+
 /** Another instance held the XMTP installation for longer than this request could wait (503: ask again). */
 export class XmtpBusyError extends DependencyUnavailableError {
   override readonly name = "XmtpBusyError";
@@ -192,6 +201,11 @@ export function toXmtpError(error: unknown, operation: string): Error {
 
 /** Wraps every method of a session so whatever it throws comes out classified by {@link toXmtpError}. */
 export function withErrorMapping(session: XmtpSession): XmtpSession {
+  return mapSessionErrors(session, toXmtpError);
+}
+
+/** Wraps every method of a session so whatever it throws passes through `map` (given the method's name). */
+export function mapSessionErrors(session: XmtpSession, map: (error: unknown, method: string) => unknown): XmtpSession {
   const wrapped: Record<string, unknown> = { inboxId: session.inboxId, installationId: session.installationId, deadline: session.deadline };
   for (const [name, value] of Object.entries(session)) {
     if (typeof value !== "function") continue;
@@ -200,7 +214,7 @@ export function withErrorMapping(session: XmtpSession): XmtpSession {
       try {
         return await method.apply(session, args);
       } catch (error) {
-        throw toXmtpError(error, name);
+        throw map(error, name);
       }
     };
   }

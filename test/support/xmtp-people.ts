@@ -23,6 +23,8 @@ export interface Person {
   group(groupId: string): Promise<Group<unknown> | null>;
   /** Member inbox ids of the group as this person's client sees it. */
   memberInboxIds(groupId: string): Promise<string[]>;
+  /** The same installation (same database) with a new client on `network`: what an app does when it moves to d14n. */
+  reopen(network: PersonNetwork): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,13 +50,10 @@ export function personClientOptions(network: PersonNetwork = {}): Pick<ClientOpt
 export async function createPerson(network: PersonNetwork = {}, key: Hex = generatePrivateKey()): Promise<Person> {
   const { signer, address } = createWalletSigner(key);
   const dir = await mkdtemp(join(tmpdir(), "xmtp-person-"));
-  const client: Client<unknown> = await Client.create(signer, {
-    ...personClientOptions(network),
-    dbPath: join(dir, "person.db3"),
-    dbEncryptionKey: randomBytes(32),
-    disableDeviceSync: true,
-    appVersion: "test-person/1",
-  });
+  const dbEncryptionKey = randomBytes(32);
+  const open = (on: PersonNetwork): Promise<Client<unknown>> =>
+    Client.create(signer, { ...personClientOptions(on), dbPath: join(dir, "person.db3"), dbEncryptionKey, disableDeviceSync: true, appVersion: "test-person/1" });
+  let client = await open(network);
   const group = async (groupId: string) => {
     await client.conversations.sync();
     const conversation = await client.conversations.getConversationById(groupId);
@@ -69,11 +68,17 @@ export async function createPerson(network: PersonNetwork = {}, key: Hex = gener
     address,
     key,
     inboxId: client.inboxId,
-    client,
+    get client() {
+      return client;
+    },
     group,
     memberInboxIds: async (groupId) => {
       const g = await group(groupId);
       return g ? (await g.members()).map((m) => m.inboxId).sort() : [];
+    },
+    reopen: async (on) => {
+      bindingClientOf(client).releaseDbConnection();
+      client = await open(on);
     },
     close: async () => {
       bindingClientOf(client).releaseDbConnection();
