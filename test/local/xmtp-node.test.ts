@@ -1,4 +1,18 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { connect, type IncomingHttpHeaders } from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { frame, readFrames } from "../../lib/xmtp/grpc-wire.js";
+import { decodeMessage, encodeMessage } from "../../lib/xmtp/protobuf-wire.js";
+import {
+  GetNewestEnvelopeRequest,
+  GetNewestEnvelopeResponse,
+  PublishClientEnvelopesRequest,
+  QueryEnvelopesRequest,
+  QueryEnvelopesResponse,
+  TOPIC_KIND,
+  UnsignedOriginatorEnvelope,
+  type UnsignedOriginatorEnvelopeMessage,
+} from "../../lib/xmtp/xmtpv4.js";
+import { startLocalXmtpNode, V3_RETIRED_MESSAGE, type LocalXmtpNode } from "../../local/xmtp-node/xmtp-node.js";
 import { xmtpCodecs } from "../../local/xmtp-node/codecs.js";
 import { MlsWireError, readGroupMessage, readKeyPackageInstallationKey } from "../../local/xmtp-node/mls-wire.js";
 import { MAX_PAGE_SIZE, NodeState } from "../../local/xmtp-node/node-state.js";
@@ -117,3 +131,90 @@ describe("the running local node (shared by the suite)", () => {
     expect((await nodeRequest<{ calls: Record<string, number> }>("/stats")).calls.QueryGroupMessages! - calls).toBeGreaterThanOrEqual(3);
   }, 60_000);
 });
+
+describe("the local node's decentralized face (d14n) and V3's cutover", () => {
+  const c = xmtpCodecs();
+  let node: LocalXmtpNode;
+  beforeAll(async () => {
+    node = await startLocalXmtpNode({ port: 0, d14n: { gatewayPort: 0, nodePort: 0 } });
+  });
+  afterAll(() => node.close());
+  const unary = (url: string, path: string, body: Uint8Array) => grpcCall(url, path, body);
+  const groupTopic = (groupId: number[]) => new Uint8Array([TOPIC_KIND.groupMessages, ...groupId]);
+  const served = (bytes: Uint8Array) => {
+    const { envelopes } = decodeMessage<{ envelopes: { unsignedOriginatorEnvelope: Uint8Array }[] }>(QueryEnvelopesResponse, bytes);
+    return envelopes.map((e) => decodeMessage<UnsignedOriginatorEnvelopeMessage>(UnsignedOriginatorEnvelope, e.unsignedOriginatorEnvelope));
+  };
+  const query = (topics: Uint8Array[], lastSeen: Map<number, bigint> = new Map()) =>
+    encodeMessage(QueryEnvelopesRequest, { query: { topics, lastSeen: { nodeIdToSequenceId: lastSeen } }, limit: 100 });
+
+  it("serves what was written over V3 on d14n: commits on originator 0, messages on 10, V3 ids as sequence ids, in xmtpd's order", async () => {
+    const stored = node.state.sendGroupMessages([
+      { data: privateMessage([0x51], 1), senderHmac: new Uint8Array(), shouldPush: true },
+      { data: privateMessage([0x51], 3), senderHmac: new Uint8Array(), shouldPush: false },
+      { data: new Uint8Array([...privateMessage([0x51], 1), 7]), senderHmac: new Uint8Array(), shouldPush: true },
+    ]);
+    const answer = served((await unary(node.nodeUrl!, "/xmtp.xmtpv4.message_api.ReplicationApi/QueryEnvelopes", query([groupTopic([0x51])]))).reply);
+    expect(answer.map((e) => [e.originatorNodeId, Number(e.originatorSequenceId)])).toEqual([
+      [0, stored[1]!.id],
+      [10, stored[0]!.id],
+      [10, stored[2]!.id],
+    ]);
+    // Nanoseconds grow in publish order; a cursor is exclusive, per originator.
+    expect(answer[0]!.originatorNs).toBeGreaterThan(answer[1]!.originatorNs);
+    const after = served((await unary(node.nodeUrl!, "/xmtp.xmtpv4.message_api.ReplicationApi/QueryEnvelopes", query([groupTopic([0x51])], new Map([[10, BigInt(stored[0]!.id)]])))).reply);
+    expect(after.map((e) => Number(e.originatorSequenceId))).toEqual([stored[1]!.id, stored[2]!.id]);
+  });
+
+  it("stores a d14n publish once, serves it over V3 too, and answers GetNewestEnvelope one slot per topic, empty ones included", async () => {
+    const envelope = { aad: { targetTopic: groupTopic([0x52]) }, groupMessage: c.GroupMessageInput.encode(c.GroupMessageInput.fromPartial({ v1: { data: privateMessage([0x52], 1), senderHmac: new Uint8Array(), shouldPush: true } })).finish() };
+    const published = await unary(node.gatewayUrl!, "/xmtp.xmtpv4.payer_api.PayerApi/PublishClientEnvelopes", encodeMessage(PublishClientEnvelopesRequest, { envelopes: [envelope, envelope] }));
+    expect(published.status).toBe("0");
+    expect(node.state.groupStats("52")).toEqual({ messages: 1, commits: 0 });
+    expect(node.state.queryGroupMessages(new Uint8Array([0x52]), undefined).messages).toHaveLength(1);
+    const newest = decodeMessage<{ results: { originatorEnvelope?: unknown }[] }>(
+      GetNewestEnvelopeResponse,
+      (await unary(node.nodeUrl!, "/xmtp.xmtpv4.message_api.ReplicationApi/GetNewestEnvelope", encodeMessage(GetNewestEnvelopeRequest, { topics: [groupTopic([0x53]), groupTopic([0x52])] }))).reply,
+    );
+    expect(newest.results.map((r) => r.originatorEnvelope !== undefined)).toEqual([false, true]);
+  });
+
+  it("after the cutover, refuses V3 writes and subscriptions with xmtp-node-go's message, and keeps serving V3 queries and d14n writes", async () => {
+    const send = c.SendGroupMessagesRequest.encode(c.SendGroupMessagesRequest.fromPartial({ messages: [{ v1: { data: privateMessage([0x54], 1), senderHmac: new Uint8Array(), shouldPush: true } }] })).finish();
+    expect((await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SendGroupMessages", send)).status).toBe("0");
+    await nodeRequest("/control", { url: node.url, body: { d14nCutover: true } });
+    const refused = await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SendGroupMessages", send);
+    expect(refused).toMatchObject({ status: "14", grpcMessage: V3_RETIRED_MESSAGE });
+    expect((await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SubscribeGroupMessages", new Uint8Array())).status).toBe("14");
+    const queried = await unary(node.url, "/xmtp.mls.api.v1.MlsApi/QueryGroupMessages", c.QueryGroupMessagesRequest.encode(c.QueryGroupMessagesRequest.fromPartial({ groupId: new Uint8Array([0x54]) })).finish());
+    expect(queried.status).toBe("0");
+    const envelope = { aad: { targetTopic: groupTopic([0x54]) }, groupMessage: c.GroupMessageInput.encode(c.GroupMessageInput.fromPartial({ v1: { data: privateMessage([0x54], 3), senderHmac: new Uint8Array(), shouldPush: false } })).finish() };
+    expect((await unary(node.gatewayUrl!, "/xmtp.xmtpv4.payer_api.PayerApi/PublishClientEnvelopes", encodeMessage(PublishClientEnvelopesRequest, { envelopes: [envelope] }))).status).toBe("0");
+    expect(node.state.groupStats("54")).toEqual({ messages: 2, commits: 1 });
+    expect((await nodeHealth(node.url))?.d14nCutover).toBe(true);
+  });
+});
+
+/** One unary gRPC call: grpc-status, grpc-message and the first reply message. */
+function grpcCall(url: string, path: string, body: Uint8Array): Promise<{ status: string; grpcMessage: string; reply: Uint8Array }> {
+  return new Promise((resolve, reject) => {
+    const session = connect(url);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    let headers: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders = {};
+    const parts: Buffer[] = [];
+    stream.on("response", (h) => (headers = h));
+    stream.on("trailers", (t: IncomingHttpHeaders) => (trailers = t));
+    stream.on("data", (d: Buffer) => parts.push(d));
+    stream.on("end", () => {
+      session.close();
+      const status = String(trailers["grpc-status"] ?? headers["grpc-status"]);
+      const grpcMessage = decodeURIComponent(String(trailers["grpc-message"] ?? headers["grpc-message"] ?? ""));
+      resolve({ status, grpcMessage, reply: readFrames(Buffer.concat(parts))[0] ?? new Uint8Array() });
+    });
+    // A stream the node keeps open (a subscription) is ended by the client after the first answer.
+    setTimeout(() => stream.close(), 1000).unref();
+    stream.end(frame(body));
+  });
+}

@@ -48,7 +48,8 @@ const xmtp = createNodeSdkXmtp(config.xmtp, {
   ...(args.unsafeWithoutWriteAhead ? { unsafeWithoutWriteAhead: true } : {}),
   onStep: (step, detail) => {
     const plan = args.crash;
-    if (!plan || step !== plan.at || (plan.path && !detail?.endsWith(plan.path))) return;
+    // A relayed write's detail is its path and what it carries (V3 method names in either protocol).
+    if (!plan || step !== plan.at || (plan.path && !detail?.includes(plan.path))) return;
     if (++seen !== (plan.occurrence ?? 1)) return;
     print({ step, detail });
     if (plan.mode === "kill") process.kill(process.pid, "SIGKILL");

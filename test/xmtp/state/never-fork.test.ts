@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGroup } from "../../../lib/use-cases/create-group.js";
 import { decideJoin } from "../../../lib/use-cases/decide-join.js";
 import { addMembers, removeMembers, sendMessage } from "../../../lib/use-cases/operator.js";
-import { realDeployment, startRealInstance, type Deployment, type RealXmtpInstance } from "../../support/test-app.js";
+import type { XmtpProtocol } from "../../../lib/config.js";
+import { PROTOCOLS, realDeployment, startRealInstance, type Deployment, type RealXmtpInstance } from "../../support/test-app.js";
 import type { CrashOp, CrashPlan, CrashWorkerArgs } from "../../support/xmtp-crash-worker.js";
 import { createPerson, type Person } from "../../support/xmtp-people.js";
 
@@ -34,9 +35,9 @@ interface Lane {
   readonly pool: Person[];
 }
 
-async function startLane(people = 3): Promise<Lane> {
-  const deployment = realDeployment();
-  const [next, pool] = await Promise.all([startRealInstance(deployment), Promise.all(Array.from({ length: people }, () => createPerson()))]);
+async function startLane(people: number, protocol: XmtpProtocol): Promise<Lane> {
+  const deployment = realDeployment({}, protocol);
+  const [next, pool] = await Promise.all([startRealInstance(deployment), Promise.all(Array.from({ length: people }, () => createPerson({ protocol })))]);
   const groupId = (await createGroup(next.app, { name: "Never fork", description: "", rules: { type: "open" } })).groupId;
   return { deployment, next, groupId, pool };
 }
@@ -190,10 +191,15 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** Crashes the randomized run makes per protocol (NEVER_FORK_CRASHES; at least 50 unless set lower for a quick run). */
+const RANDOM_CRASHES = Number(process.env.NEVER_FORK_CRASHES ?? 50);
+
+for (const protocol of PROTOCOLS) {
+describe(`on ${protocol}`, () => {
 describe("never fork: named crash points (real processes)", () => {
   let lane: Lane;
   beforeAll(async () => {
-    lane = await startLane(3);
+    lane = await startLane(3, protocol);
     await addMembers(lane.next.app, lane.groupId, [lane.pool[0]!.address]);
   }, 60_000);
   afterAll(() => closeLane(lane));
@@ -229,16 +235,17 @@ describe("never fork: randomized crash points (real processes)", () => {
     for (const lane of lanes) await closeLane(lane);
   });
 
-  it("at least 50 crashes at random points of random operations: no fork, every answer holds, the group works again", async () => {
+  it(`${RANDOM_CRASHES} crashes at random points of random operations: no fork, every answer holds, the group works again`, async () => {
     const seed = Number(process.env.NEVER_FORK_SEED ?? Date.now() % 1_000_000);
-    lanes.push(...(await Promise.all([startLane(3), startLane(3)])));
+    lanes.push(...(await Promise.all([startLane(3, protocol), startLane(3, protocol)])));
     const report = { seed, runs: 0, crashes: 0, kills: 0, cuts: 0, forks: 0, recoveredMs: [] as number[], byStep: {} as Record<string, number> };
     // Two independent deployments crash side by side; each case waits for its own group to be whole again.
     await Promise.all(
       lanes.map(async (lane, index) => {
         const random = seeded(seed * 31 + index);
         let crashes = 0;
-        for (let run = 0; crashes < 25 && run < 60; run++) {
+        const target = Math.ceil(RANDOM_CRASHES / lanes.length);
+        for (let run = 0; crashes < target && run < target * 2.4; run++) {
           const op = await randomOp(lane, random);
           const step = STEPS[Math.floor(random() * STEPS.length)]!;
           const crash: CrashPlan = { at: step.at, ...(step.path ? { path: step.path } : {}), occurrence: random() < 0.75 ? 1 : 2, mode: random() < 0.6 ? "kill" : "cut" };
@@ -261,18 +268,18 @@ describe("never fork: randomized crash points (real processes)", () => {
       }),
     );
     const sorted = [...report.recoveredMs].sort((a, b) => a - b);
-    const summary = { ...report, recoveredMs: undefined, recoveredP50Ms: sorted[Math.floor(sorted.length / 2)], recoveredMaxMs: sorted.at(-1), leaseTtlMs: LEASE_TTL_MS };
+    const summary = { protocol, ...report, recoveredMs: undefined, recoveredP50Ms: sorted[Math.floor(sorted.length / 2)], recoveredMaxMs: sorted.at(-1), leaseTtlMs: LEASE_TTL_MS };
     await mkdir("test/artifacts", { recursive: true });
-    await writeFile("test/artifacts/never-fork.json", JSON.stringify(summary, null, 2));
+    await writeFile(`test/artifacts/never-fork-${protocol}.json`, JSON.stringify(summary, null, 2));
     expect(report.forks).toBe(0);
-    expect(report.crashes).toBeGreaterThanOrEqual(50);
-  }, 240_000);
+    expect(report.crashes).toBeGreaterThanOrEqual(RANDOM_CRASHES);
+  }, 60_000 + RANDOM_CRASHES * 6_000);
 });
 
 describe("never fork: a background writer during saves", () => {
   let lane: Lane;
   beforeAll(async () => {
-    lane = await startLane(2);
+    lane = await startLane(2, protocol);
     await addMembers(lane.next.app, lane.groupId, lane.pool.map((p) => p.address));
   }, 60_000);
   afterAll(() => closeLane(lane));
@@ -311,7 +318,7 @@ describe("never fork: a background writer during saves", () => {
 describe("the control: the same crash without saving ahead", () => {
   let lane: Lane;
   beforeAll(async () => {
-    lane = await startLane(3);
+    lane = await startLane(3, protocol);
   }, 60_000);
   afterAll(() => closeLane(lane));
 
@@ -331,3 +338,5 @@ describe("the control: the same crash without saving ahead", () => {
     expect(await x.memberInboxIds(lane.groupId)).not.toContain(z.inboxId);
   }, 60_000);
 });
+});
+}
