@@ -30,9 +30,16 @@ export class LeaseTimeoutError extends DependencyUnavailableError {
 // SET NX PX and INCR in one step: a holder always has a fencing number newer than every earlier holder's.
 // A busy lease answers the watched key's value (if any), so a waiter learns in the same round trip whether it
 // still needs the lease.
+// A lease already holding this caller's token is its own: the client sent this step again after its reply was
+// lost. Nobody else can have moved the fence while the token holds the lease (every fence move takes the lease
+// first), so the fence is still the one this caller's first copy took.
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {redis.call('INCR', KEYS[2]), false}
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {tonumber(redis.call('GET', KEYS[2])), false}
 end
 if KEYS[3] then return {0, redis.call('GET', KEYS[3])} end
 return {0, false}

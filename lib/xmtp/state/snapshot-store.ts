@@ -77,7 +77,10 @@ const PENDING_CHUNK_TTL_MS = 60 * 60 * 1000;
 // Atomic commit: fence first (a stale holder changes nothing), no recovery marker, then the base version, then every chunk
 // of the new version must exist; then those chunks become permanent, unreferenced ones are deleted,
 // and the manifest is replaced.
+// A stored manifest equal to this one (it names its commit time, so no other commit writes the same text) means
+// this very commit already ran: the client sent it again after its reply was lost. Answered as committed.
 const COMMIT = `
+if redis.call('GET', KEYS[1]) == ARGV[3] then return {'ok'} end
 local fence = redis.call('GET', KEYS[2])
 if fence ~= ARGV[1] then return {'fenced'} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'blocked'} end
