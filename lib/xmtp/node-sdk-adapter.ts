@@ -120,6 +120,7 @@ export function createNodeSdkXmtp(
     keyPrefix: state.keyPrefix,
     dbPath,
     logger: state.logger,
+    networkInstallations: () => countInstallations(address, config.env),
     ...(state.onStep ? { onStep: state.onStep } : {}),
     ...(state.leaseTtlMs ? { leaseTtlMs: state.leaseTtlMs } : {}),
   });
@@ -203,6 +204,22 @@ export function createNodeSdkXmtp(
       }
     },
   };
+}
+
+/**
+ * How many installations the network lists for the inbox of `address` (none when it has no inbox): reads that
+ * need no client, straight to the API.
+ * @throws {import("./port.js").XmtpUnavailableError | import("./port.js").XmtpOperationError}
+ */
+async function countInstallations(address: Address, env: Config["xmtp"]["env"]): Promise<number> {
+  try {
+    const inboxId = await getInboxIdForIdentifier({ identifier: address, identifierKind: ETHEREUM_IDENTIFIER }, env);
+    if (!inboxId) return 0;
+    const [inbox] = await Client.fetchInboxStates([inboxId], env);
+    return inbox?.installations.length ?? 0;
+  } catch (error) {
+    throw toXmtpError(error, "installation lookup");
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DependencyUnavailableError } from "../../shared/errors.js";
+import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { silentLogger, describeError } from "../../shared/log.js";
 import type { Redis } from "../../shared/redis.js";
@@ -28,6 +28,15 @@ export class NeedsRecoveryError extends DependencyUnavailableError {
   constructor(reason: string, options?: ErrorOptions) {
     super(`XMTP installation needs recovery: ${reason}`, options);
   }
+}
+
+/**
+ * Nothing is stored for the installation, yet one existed: starting afresh would register a new installation that
+ * is in none of the groups. Sessions refuse until an operator acts (503; the message, logged only, says how).
+ */
+export class StoredStateLostError extends DependencyUnavailableError {
+  override readonly name = "StoredStateLostError";
+  override readonly publicMessage = "The service needs operator attention; try again later";
 }
 
 /** Saving the database failed, or this holder lost its lease: what was not saved is dropped (503). */
@@ -72,6 +81,12 @@ export interface DurableDatabaseOptions {
   /** How long after taking the lease the work may start new network work (see {@link DurableDatabase.workDeadline}). */
   readonly workBudgetMs?: number;
   readonly logger?: Logger;
+  /**
+   * How many installations the network lists for the backend inbox (asked without a client). Asked only when
+   * nothing is stored, so that a store that lost its data never silently starts another installation. Omitted:
+   * not asked (a database that is not an XMTP installation's).
+   */
+  readonly networkInstallations?: () => Promise<number>;
   /** Called at each step (tests inject crashes here). */
   readonly onStep?: (step: SessionStep) => void | Promise<void>;
 }
@@ -84,6 +99,8 @@ export interface DurableDatabase {
    * @throws {import("./lease.js").LeaseTimeoutError} another instance held the lease too long (503).
    * @throws {import("./lease.js").LeaseNotNeededError} while waiting, `options.watch` said the session is not needed.
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
+   * @throws {StoredStateLostError} nothing is stored, but an installation is recorded or the network lists some (503).
+   * @throws {import("./snapshot-store.js").MissingChunkError} the stored version lacks a chunk (503; nothing ran).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../shared/errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
@@ -126,8 +143,35 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   // what is unsettled (saved with each version).
   let active: { base: Manifest | null; fence: number; deadline: number; workDeadline: number; unsettled: Set<string> } | null = null;
 
+  /**
+   * Nothing is stored: true only before the first session ever, which the installation record and the network
+   * can contradict (the record shares the manifest's prefix, so a flushed Redis loses both: the network is asked too).
+   */
+  const expectNothingCommitted = async () => {
+    const recorded = await store.readInstallation().catch((error: unknown) => {
+      if (error instanceof CorruptStateError) return { installationId: "(unreadable record)" };
+      throw error;
+    });
+    if (recorded) {
+      throw new StoredStateLostError(
+        `The stored XMTP database is gone (no manifest) but installation ${recorded.installationId} is recorded: Redis lost data. ` +
+          "A new installation would be in none of the groups. Recover with `npm run xmtp:recover -- --force` (see README \"Recovering the XMTP installation\").",
+      );
+    }
+    const listed = (await options.networkInstallations?.()) ?? 0;
+    if (listed > 0 && !(await store.newInstallationAllowed())) {
+      throw new StoredStateLostError(
+        `Nothing is stored for the XMTP installation, but the network lists ${listed} installation(s) of the backend inbox: ` +
+          "either Redis was flushed (the installation's state is lost: its groups need it re-added or recreated), or this wallet " +
+          "is already used by another XMTP app. No new installation is registered by accident: to start one, allow it once with " +
+          "`npm run xmtp:recover -- --allow-new-installation` (see README \"Recovering the XMTP installation\").",
+      );
+    }
+  };
+
   const sync = async (holder: DatabaseHolder, manifest: Manifest | null) => {
     if (manifest === null) {
+      await expectNothingCommitted();
       // Nothing committed yet: the first session starts from no files at all (a leftover salt would make
       // libxmtp start a new installation anyway).
       if (!localKnownEmpty) {
@@ -177,6 +221,10 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         await step("uploaded");
         const result = await store.commit(manifest, base?.version ?? 0, base);
         if (result.kind === "committed") {
+          if (base === null) {
+            // The operator's permission was for this first version: it does not carry over to a later loss.
+            await store.clearNewInstallationAllowed().catch((error: unknown) => logger.warn("xmtp_permission_not_cleared", { error: describeError(error) }));
+          }
           session.base = manifest;
           local = manifest;
           localKnownEmpty = false;
