@@ -20,7 +20,8 @@ import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import type { Redis } from "../shared/redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type SessionStep } from "./state/durable-database.js";
-import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
+import { LeaseLostError, LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
+import { FencedWriteError } from "../shared/errors.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import { SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
@@ -181,10 +182,11 @@ export function createNodeSdkXmtp(
     withSession: async (work, sessionOptions) => {
       const inSession = async () => {
         const client = await getClient();
-        const session = sdkSession(client, open!.binding, durable, durable.workDeadline);
+        const session: XmtpSession = { ...sdkSession(client, open!.binding, durable, durable.workDeadline), ...(durable.fence ? { fence: durable.fence } : {}) };
         // A session before this one stopped midway through writing to these groups: the saved state knows
         // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
         for (const groupId of durable.unsettled) {
+          if (Date.now() >= durable.workDeadline) break;
           await session.groupHealth(groupId).then(
             () => durable.settle(groupId),
             (error: unknown) => {
@@ -196,10 +198,15 @@ export function createNodeSdkXmtp(
         return work(session);
       };
       try {
-        return await durable.run(holder, inSession, { savedAhead: !state.unsafeWithoutWriteAhead, ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}) });
+        return await durable.run(holder, inSession, {
+          savedAhead: !state.unsafeWithoutWriteAhead,
+          ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}),
+          ...(sessionOptions?.deadline ? { deadline: sessionOptions.deadline } : {}),
+        });
       } catch (error) {
         if (error instanceof LeaseNotNeededError) throw new SessionNotNeededError(error.message);
-        if (error instanceof LeaseTimeoutError) throw new XmtpBusyError(error.message, { cause: error });
+        // Another instance holds the installation now (it took over, or this one waited too long for it).
+        if (error instanceof LeaseTimeoutError || error instanceof LeaseLostError || error instanceof FencedWriteError) throw new XmtpBusyError(error.message, { cause: error });
         throw error;
       }
     },
