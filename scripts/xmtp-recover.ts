@@ -7,17 +7,19 @@ import { recoverInstallation } from "../lib/xmtp/state/recovery.js";
 import { createSnapshotStore } from "../lib/xmtp/state/snapshot-store.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";
 
-// `npm run xmtp:recover -- [--status] [--force]`: shows the installation's state, or recovers one marked
-// needs-recovery (see README "Recovering the XMTP installation"). Uses the same env as the deployment.
+// `npm run xmtp:recover -- [--status] [--force] [--allow-new-installation]`: shows the installation's state,
+// recovers one marked needs-recovery, or allows the next session once to start a new installation although the
+// network lists some already (see README "Recovering the XMTP installation"). Uses the same env as the deployment.
 const args = new Set(process.argv.slice(2));
 const config = getConfig();
 const redis = createRedis(config.redis, { plainResponses: true });
 const store = createSnapshotStore(redis, config.redis.keyPrefix);
 
 if (args.has("--status")) {
-  const [manifest, marker, installation] = await Promise.all([
+  const [manifest, marker, newInstallationAllowed, installation] = await Promise.all([
     store.readManifest(),
     store.readRecoveryMarker(),
+    store.newInstallationAllowed(),
     store.readInstallation().catch((error: unknown) => {
       if (error instanceof CorruptStateError) return "unreadable (see README: recovering needs --force)";
       throw error;
@@ -31,11 +33,18 @@ if (args.has("--status")) {
         committedAt: manifest?.committedAt ?? null,
         bytes: manifest?.files.reduce((n, f) => n + f.size, 0) ?? 0,
         needsRecovery: marker,
+        newInstallationAllowed,
       },
       null,
       2,
     ),
   );
+  process.exit(0);
+}
+
+if (args.has("--allow-new-installation")) {
+  await store.allowNewInstallation();
+  console.log("The next session may start a new XMTP installation (once, within 24 hours). It will be in none of the existing groups until it is re-added to them.");
   process.exit(0);
 }
 

@@ -5,8 +5,9 @@ import type { MemberStore, MemberVia, RecordMode } from "../stores/members.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-batch.js";
-import { SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
+import { SESSION_BUDGET_MS, SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
+import type { WriteFence } from "../shared/redis.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */
 export type JoinDoor = PendingAdmission["source"];
@@ -65,16 +66,19 @@ export async function admit(
     await deps.audit.append(groupId, auditEntry({ source: request.source, action: "join", address }, "not-on-xmtp"));
     return "not-on-xmtp";
   }
+  const started = Date.now();
   const queued = await deps.admissions.enqueue(groupId, { address, inboxId, source: request.source });
   if (queued.state === "done") return settled(queued.outcome);
-  const deadline = Date.now() + (options.waitMs ?? 25_000);
+  const deadline = started + (options.waitMs ?? 25_000);
+  // A session started late in the wait still ends within the request's time.
+  const sessionDeadline = started + SESSION_BUDGET_MS;
   for (;;) {
     const outcome = await deps.admissions.outcome(groupId, address);
     if (outcome) return settled(outcome);
     // Given up: the admission stays queued, and is served with the next ones.
     if (Date.now() >= deadline) throw new XmtpUnavailableError("Admission still waiting when the request's time ran out");
     try {
-      await deps.xmtp.withSession((session) => serveAdmissions(deps, session), { watch: deps.admissions.watch(groupId, address) });
+      await deps.xmtp.withSession((session) => serveAdmissions(deps, session), { watch: deps.admissions.watch(groupId, address), deadline: sessionDeadline });
     } catch (error) {
       if (error instanceof SessionNotNeededError || error instanceof XmtpBusyError) continue;
       throw error;
@@ -92,8 +96,10 @@ function settled(outcome: AdmissionOutcome): Exclude<AdmissionOutcome, "unavaila
  * until the queues are empty or the session's deadline. Each admission ends with its outcome; the member record
  * and the audit entry are written here, once, before the outcome (a crash in between serves it again: it is then
  * "already a member"). A network failure ends the batch's admissions as "unavailable" (their requests answer 503)
- * and stops serving.
+ * and stops serving. Records, audit entries and outcomes carry the session's fence: once another holder has taken
+ * over, they are refused (nothing written), so a holder that lost its lease never overwrites the new one's.
  * @throws {XmtpUnavailableError | import("../shared/errors.js").StoreUnavailableError}
+ * @throws {import("../shared/errors.js").FencedWriteError} this session's lease was taken over.
  */
 export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession): Promise<void> {
   for (;;) {
@@ -112,30 +118,31 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
         const outcome: AdmissionOutcome = error instanceof XmtpGroupNotFoundError ? "group-gone" : "unavailable";
         if (outcome === "group-gone") deps.logger.error("group_missing_on_xmtp", { groupId });
         else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length, error: describeError(error) });
-        await deps.admissions.complete(groupId, batch.map((a) => ({ address: a.address, outcome })));
+        await deps.admissions.complete(groupId, batch.map((a) => ({ address: a.address, outcome })), session.fence);
         if (outcome === "unavailable") throw error;
         continue;
       }
       const decided = batch.filter((a) => outcomes.has(a.address));
-      await record(deps, groupId, decided, outcomes);
-      await deps.admissions.complete(groupId, decided.map((a) => ({ address: a.address, outcome: outcomes.get(a.address)! })));
+      await record(deps, groupId, decided, outcomes, session.fence);
+      await deps.admissions.complete(groupId, decided.map((a) => ({ address: a.address, outcome: outcomes.get(a.address)! })), session.fence);
     }
     if (served === 0) return;
   }
 }
 
-async function record(deps: MembershipDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>): Promise<void> {
+async function record(deps: MembershipDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>, fence: WriteFence | undefined): Promise<void> {
   const results = decided.map((a) => ({ address: a.address, result: outcomes.get(a.address)!, via: a.source }));
   // Added now through the rules: that is how they joined (an earlier operator exemption no longer applies).
   // Already a member: whatever was recorded stays (an operator's add keeps them exempt).
-  await recordAdmitted(deps, groupId, results, "join", (result) => (result === "added" ? "replace" : "keep"));
+  await recordAdmitted(deps, groupId, results, "join", (result) => (result === "added" ? "replace" : "keep"), fence);
 }
 
 /**
  * Writes what admitting came to: a member record for each one in (written as `mode` says), a cached inbox XMTP
  * refused forgotten (it may be out of date: looked up afresh next time), and one audit entry each, with the
  * person-facing reason for those kept out. The door they came through is both the record's `via` and the
- * entry's source.
+ * entry's source. Under a session's `fence`, records and entries are written only while it is the newest.
+ * @throws {import("../shared/errors.js").FencedWriteError} a newer lease holder exists.
  */
 async function recordAdmitted(
   deps: MembershipDeps,
@@ -143,15 +150,18 @@ async function recordAdmitted(
   results: readonly { address: Address; result: AdmitOutcome; via: MemberVia }[],
   action: "join" | "add",
   mode: (result: AdmitOutcome) => RecordMode,
+  fence?: WriteFence,
 ): Promise<void> {
   await deps.members.recordMany(
     groupId,
     results.filter((r) => isIn(r.result)).map((r) => ({ address: r.address, via: r.via, mode: mode(r.result) })),
+    fence,
   );
   for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
   await deps.audit.appendMany(
     groupId,
     results.map(({ address, result, via }) => auditEntry({ source: via, action, address }, result)),
+    fence,
   );
 }
 

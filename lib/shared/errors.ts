@@ -93,3 +93,12 @@ export class StoreUnavailableError extends DependencyUnavailableError {
 export class CorruptStateError extends Error {
   override readonly name = "CorruptStateError";
 }
+
+/**
+ * A write refused because the lease holder that made it is no longer the newest (its fencing number moved on):
+ * another instance carries on with the work, and nothing of this write was stored (503).
+ */
+export class FencedWriteError extends DependencyUnavailableError {
+  override readonly name = "FencedWriteError";
+  override readonly publicMessage = "The service is busy; try again in a moment";
+}

@@ -23,6 +23,15 @@ export function createRedis(config: Pick<Config["redis"], "url" | "token">, opti
 }
 
 /**
+ * A lease holder's fencing number and the key holding the newest one: a write made under it is refused once a
+ * newer holder exists (the check and the write are one Lua step).
+ */
+export interface WriteFence {
+  readonly key: string;
+  readonly value: number;
+}
+
+/**
  * Runs one store operation, turning transport and server failures into {@link StoreUnavailableError}.
  * Errors we throw on purpose inside `fn` pass through.
  */

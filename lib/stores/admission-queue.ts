@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { FencedWriteError } from "../shared/errors.js";
+import { parseStored, storeCall, type Redis, type WriteFence } from "../shared/redis.js";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 
 /** How an admission ended: the membership outcomes, or "unavailable" (XMTP failed: ask again), or "group-gone". */
@@ -65,11 +66,13 @@ if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) en
 return 1
 `;
 
-// End admissions: each record (KEYS[3…]) becomes its outcome and its address (ARGV: group id, then triples of
-// address, record, ttl) leaves the queue.
+// End admissions: each record (KEYS[4…]) becomes its outcome and its address (ARGV: group id, the fencing number
+// or "" for none, then triples of address, record, ttl) leaves the queue; nothing at all when the fence (KEYS[3])
+// has moved on.
 const COMPLETE = `
-for i = 3, #KEYS do
-  local a = 2 + (i - 3) * 3
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return 0 end
+for i = 4, #KEYS do
+  local a = 3 + (i - 4) * 3
   redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a + 2])
   redis.call('LREM', KEYS[1], 1, ARGV[a])
 end
@@ -115,8 +118,12 @@ export interface AdmissionQueue {
   groups(): Promise<string[]>;
   /** Up to `max` waiting admissions of a group, first in line first (ones older than {@link MAX_ADMISSION_AGE_MS} are dropped). */
   take(groupId: string, max: number): Promise<PendingAdmission[]>;
-  /** Ends admissions with their outcomes (each ends once: a later retry reads it). */
-  complete(groupId: string, results: readonly { address: Address; outcome: AdmissionOutcome }[]): Promise<void>;
+  /**
+   * Ends admissions with their outcomes (each ends once: a later retry reads it); under `fence`, only while it is
+   * the newest (else none).
+   * @throws {FencedWriteError} a newer lease holder exists.
+   */
+  complete(groupId: string, results: readonly { address: Address; outcome: AdmissionOutcome }[], fence?: WriteFence): Promise<void>;
   /** Forgets how these wallets' admissions ended (they were removed: "added" is no longer the answer). */
   forget(groupId: string, addresses: readonly Address[]): Promise<void>;
 }
@@ -170,13 +177,18 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
       }
       return waiting;
     },
-    async complete(groupId, results) {
+    async complete(groupId, results, fence) {
       const at = now().toISOString();
       if (results.length === 0) return;
       const args = results.flatMap(({ address, outcome }) => [address, JSON.stringify({ state: "done", outcome, at }), String(DONE_TTL_MS[outcome])]);
-      await storeCall("end admissions", () =>
-        redis.eval(COMPLETE, [queueKey(groupId), groupsKey, ...results.map((r) => recordKey(groupId, r.address))], [groupId, ...args]),
+      const written = await storeCall("end admissions", () =>
+        redis.eval<string[], number>(
+          COMPLETE,
+          [queueKey(groupId), groupsKey, fence?.key ?? groupsKey, ...results.map((r) => recordKey(groupId, r.address))],
+          [groupId, fence ? String(fence.value) : "", ...args],
+        ),
       );
+      if (Number(written) !== 1) throw new FencedWriteError("Admission outcomes not written: a newer XMTP lease holder exists");
     },
     async forget(groupId, addresses) {
       if (addresses.length === 0) return;

@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { FencedWriteError } from "../shared/errors.js";
+import { parseStored, storeCall, type Redis, type WriteFence } from "../shared/redis.js";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 
 /** Entries kept per group; older ones fall off. */
@@ -34,12 +35,25 @@ export type AuditKind = "changes" | "denials" | "all";
 /** Outcomes kept apart from the rest: a flood of wallets the rules turn away cannot push real history out. */
 const DENIALS: ReadonlySet<AuditEntry["outcome"]> = new Set(["denied", "not-on-xmtp"]);
 
+// Appends entries (ARGV[3…]: pairs of list index into KEYS, entry) and trims both lists (KEYS[1], KEYS[2]) to the
+// cap (ARGV[2]), in one step with the fence check when there is one (KEYS[3], ARGV[1]: the fencing number; "" for none).
+const APPEND = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do redis.call('LPUSH', KEYS[tonumber(ARGV[i])], ARGV[i + 1]) end
+for i = 1, 2 do redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[2]) - 1) end
+return 1
+`;
+
 /** Capped, newest-first logs of decisions per group: one for changes, one for denials (each keeps its last {@link AUDIT_LOG_CAP}). */
 export interface AuditLog {
   /** Appends an entry (stamped now) to its log. @throws {import("../shared/errors.js").StoreUnavailableError} */
   append(groupId: string, entry: Omit<AuditEntry, "at">): Promise<void>;
-  /** Appends several entries, in order, in one round trip. @throws {import("../shared/errors.js").StoreUnavailableError} */
-  appendMany(groupId: string, entries: readonly Omit<AuditEntry, "at">[]): Promise<void>;
+  /**
+   * Appends several entries, in order, in one round trip; under `fence`, only while it is the newest (else none).
+   * @throws {import("../shared/errors.js").StoreUnavailableError}
+   * @throws {FencedWriteError} a newer lease holder exists.
+   */
+  appendMany(groupId: string, entries: readonly Omit<AuditEntry, "at">[], fence?: WriteFence): Promise<void>;
   /** Entries newest first; malformed entries are skipped. @throws {import("../shared/errors.js").StoreUnavailableError} */
   list(groupId: string, options: { offset: number; limit: number; kind?: AuditKind }): Promise<{ entries: AuditEntry[]; total: number }>;
 }
@@ -55,18 +69,18 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
   };
   const log: AuditLog = {
     append: (groupId, entry) => log.appendMany(groupId, [entry]),
-    async appendMany(groupId, entries) {
+    async appendMany(groupId, entries, fence) {
       if (entries.length === 0) return;
       const at = now().toISOString();
-      const tx = redis.multi();
-      const lists = new Set<string>();
-      for (const entry of entries) {
-        const list = key(groupId, DENIALS.has(entry.outcome) ? "denials" : "changes");
-        lists.add(list);
-        tx.lpush(list, JSON.stringify({ at, ...entry }));
-      }
-      for (const list of lists) tx.ltrim(list, 0, AUDIT_LOG_CAP - 1);
-      await storeCall("append audit", () => tx.exec());
+      const lists = [key(groupId, "changes"), key(groupId, "denials")];
+      const written = await storeCall("append audit", () =>
+        redis.eval<string[], number>(
+          APPEND,
+          [...lists, fence?.key ?? lists[0]!],
+          [fence ? String(fence.value) : "", String(AUDIT_LOG_CAP), ...entries.flatMap((entry) => [DENIALS.has(entry.outcome) ? "2" : "1", JSON.stringify({ at, ...entry })])],
+        ),
+      );
+      if (Number(written) !== 1) throw new FencedWriteError("Audit entries not written: a newer XMTP lease holder exists");
     },
     async list(groupId, { offset, limit, kind = "all" }) {
       if (kind !== "all") return read(groupId, kind, offset, limit);

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
-import { parseStored, storeCall, type Redis } from "../shared/redis.js";
+import { FencedWriteError } from "../shared/errors.js";
+import { parseStored, storeCall, type Redis, type WriteFence } from "../shared/redis.js";
 
 /** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
 export type MemberVia = "webhook" | "join-page" | "operator";
@@ -26,8 +27,11 @@ export type RecordMode = "replace" | "keep" | "exempt";
 export interface MemberStore {
   /** Records a member (see {@link RecordMode}). */
   record(groupId: string, address: Address, via: MemberVia, mode: RecordMode): Promise<void>;
-  /** Records several members in one round trip. */
-  recordMany(groupId: string, records: readonly { address: Address; via: MemberVia; mode: RecordMode }[]): Promise<void>;
+  /**
+   * Records several members in one round trip; under `fence`, only while it is the newest (else nothing is written).
+   * @throws {FencedWriteError} a newer lease holder exists.
+   */
+  recordMany(groupId: string, records: readonly { address: Address; via: MemberVia; mode: RecordMode }[], fence?: WriteFence): Promise<void>;
   remove(groupId: string, addresses: readonly Address[]): Promise<void>;
   list(groupId: string): Promise<MemberRecord[]>;
   count(groupId: string): Promise<number>;
@@ -35,15 +39,27 @@ export interface MemberStore {
 
 const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator"]) });
 
-// The operator's add: via "operator", keeping the time they first joined if they were already recorded.
-const EXEMPT = `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local joinedAt = ARGV[2]
-if cur then
-  local ok, rec = pcall(cjson.decode, cur)
-  if ok and type(rec) == 'table' and type(rec.joinedAt) == 'string' then joinedAt = rec.joinedAt end
+// Records members (KEYS[1]) as each one's mode says (ARGV: the time, then triples of address, via, mode), in one
+// step with the fence check when there is one (KEYS[2], ARGV[1]: the holder's fencing number; "" for none).
+// The operator's add ("exempt"): via "operator", keeping the time they first joined if they were already recorded.
+const RECORD = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 3 do
+  local address, via, mode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if mode == 'replace' then
+    redis.call('HSET', KEYS[1], address, cjson.encode({joinedAt = ARGV[2], via = via}))
+  elseif mode == 'keep' then
+    redis.call('HSETNX', KEYS[1], address, cjson.encode({joinedAt = ARGV[2], via = via}))
+  else
+    local cur = redis.call('HGET', KEYS[1], address)
+    local joinedAt = ARGV[2]
+    if cur then
+      local ok, rec = pcall(cjson.decode, cur)
+      if ok and type(rec) == 'table' and type(rec.joinedAt) == 'string' then joinedAt = rec.joinedAt end
+    end
+    redis.call('HSET', KEYS[1], address, cjson.encode({joinedAt = joinedAt, via = 'operator'}))
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({joinedAt = joinedAt, via = 'operator'}))
 return 1
 `;
 
@@ -52,17 +68,17 @@ export function createMemberStore(redis: Redis, keyPrefix: string, now: () => Da
   const key = (groupId: string) => `${keyPrefix}:members:${groupId}`;
   const store: MemberStore = {
     record: (groupId, address, via, mode) => store.recordMany(groupId, [{ address, via, mode }]),
-    async recordMany(groupId, records) {
+    async recordMany(groupId, records, fence) {
       if (records.length === 0) return;
       const at = now().toISOString();
-      const pipe = redis.pipeline();
-      for (const { address, via, mode } of records) {
-        const fresh = JSON.stringify({ joinedAt: at, via });
-        if (mode === "replace") pipe.hset(key(groupId), { [address]: fresh });
-        else if (mode === "keep") pipe.hsetnx(key(groupId), address, fresh);
-        else pipe.eval(EXEMPT, [key(groupId)], [address, at]);
-      }
-      await storeCall("record members", () => pipe.exec());
+      const written = await storeCall("record members", () =>
+        redis.eval<string[], number>(
+          RECORD,
+          [key(groupId), fence?.key ?? key(groupId)],
+          [fence ? String(fence.value) : "", at, ...records.flatMap(({ address, via, mode }) => [address, via, mode])],
+        ),
+      );
+      if (Number(written) !== 1) throw new FencedWriteError("Member records not written: a newer XMTP lease holder exists");
     },
     async remove(groupId, addresses) {
       if (addresses.length > 0) await storeCall("remove members", () => redis.hdel(key(groupId), ...addresses));

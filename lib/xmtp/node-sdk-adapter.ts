@@ -12,14 +12,15 @@ import {
   type Signer,
   type SortDirection,
 } from "@xmtp/node-sdk";
-import { Client as BindingClient, getInboxIdForIdentifier as lookupInboxIdOnNetwork } from "@xmtp/node-bindings";
+import { Client as BindingClient, getInboxIdForIdentifier as lookupInboxIdOnNetwork, inboxStateFromInboxIds as inboxStatesOnNetwork } from "@xmtp/node-bindings";
 import * as v from "valibot";
 import type { Config, XmtpProtocol } from "../config.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import type { Redis } from "../shared/redis.js";
 import { createDurableDatabase, type DatabaseHolder, type DurableDatabase, type SessionStep } from "./state/durable-database.js";
-import { LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
+import { LeaseLostError, LeaseNotNeededError, LeaseTimeoutError } from "./state/lease.js";
+import { FencedWriteError } from "../shared/errors.js";
 import { waitForClosedDatabase } from "./state/local-files.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "./state/write-ahead-relay.js";
 import { createNetworkChoice, type NetworkChoice } from "./state/network-choice.js";
@@ -138,6 +139,7 @@ export function createNodeSdkXmtp(
     keyPrefix: state.keyPrefix,
     dbPath,
     logger: state.logger,
+    networkInstallations: () => countInstallations(),
     ...(state.onStep ? { onStep: state.onStep } : {}),
     ...(state.leaseTtlMs ? { leaseTtlMs: state.leaseTtlMs } : {}),
   });
@@ -193,6 +195,37 @@ export function createNodeSdkXmtp(
     return client;
   };
 
+  /**
+   * The inbox of an address, read without a client (and without the lease): straight to the network, in the
+   * protocol recorded.
+   * @throws {import("./port.js").XmtpUnavailableError | import("./port.js").XmtpOperationError}
+   */
+  const lookupOnNetwork = async (of: Address, operation: string): Promise<string | null> => {
+    const gatewayHost = (await currentProtocol(10_000)) === "d14n" ? config.gatewayHost : null;
+    try {
+      const identifier = { identifier: of, identifierKind: ETHEREUM_IDENTIFIER };
+      return (await lookupInboxIdOnNetwork(v3Upstream, gatewayHost, (gatewayHost ?? v3Upstream).startsWith("https:"), identifier)) ?? null;
+    } catch (error) {
+      throw toXmtpError(error, operation);
+    }
+  };
+  /**
+   * How many installations the network lists for the backend inbox (none when the wallet has no inbox). On d14n,
+   * libxmtp 1.9.1's client-less inbox-state read insists on TLS (which no local gateway speaks): there the inbox's
+   * existence stands for its installations, as it was created with one.
+   */
+  const countInstallations = async (): Promise<number> => {
+    const inboxId = await lookupOnNetwork(address, "installation lookup");
+    if (!inboxId) return 0;
+    if ((await currentProtocol(10_000)) === "d14n") return 1;
+    try {
+      const [inbox] = await inboxStatesOnNetwork(v3Upstream, null, [inboxId]);
+      return inbox?.installations.length ?? 0;
+    } catch (error) {
+      throw toXmtpError(error, "installation lookup");
+    }
+  };
+
   return {
     dbPath,
     durable,
@@ -204,26 +237,17 @@ export function createNodeSdkXmtp(
       await holder.discard();
       await (await relay?.catch(() => undefined))?.close();
     },
-    lookupInboxId: async (address) => {
-      // A read that needs no client (and no lease): straight to the network, in the protocol recorded.
-      const gatewayHost = (await currentProtocol(10_000)) === "d14n" ? config.gatewayHost : null;
-      try {
-        const identifier = { identifier: address, identifierKind: ETHEREUM_IDENTIFIER };
-        const host = gatewayHost ?? v3Upstream;
-        return (await lookupInboxIdOnNetwork(v3Upstream, gatewayHost, host.startsWith("https:"), identifier)) ?? null;
-      } catch (error) {
-        throw toXmtpError(error, "inbox lookup");
-      }
-    },
+    lookupInboxId: (address) => lookupOnNetwork(address, "inbox lookup"),
     withSession: async (work, sessionOptions) => {
       const runWork = async (protocol: XmtpProtocol) => {
         const client = await getClient(protocol);
-        const sdk = sdkSession(client, open!.binding, durable, durable.workDeadline);
+        const sdk: XmtpSession = { ...sdkSession(client, open!.binding, durable, durable.workDeadline), ...(durable.fence ? { fence: durable.fence } : {}) };
         // On V3, a call that failed because V3 is retired says so, whatever libxmtp made of the refusal.
         const session = protocol === "v3" ? onV3Retirement(sdk, () => v3RetiredSeen, config.gatewayHost !== null) : sdk;
         // A session before this one stopped midway through writing to these groups: the saved state knows
         // the writes (saved first), so syncing each group resolves them (and sends the welcomes they owe).
         for (const groupId of durable.unsettled) {
+          if (Date.now() >= durable.workDeadline) break;
           await session.groupHealth(groupId).then(
             () => durable.settle(groupId),
             (error: unknown) => {
@@ -259,10 +283,15 @@ export function createNodeSdkXmtp(
         return outcome.value;
       };
       try {
-        return await durable.run(holder, inSession, { savedAhead: !state.unsafeWithoutWriteAhead, ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}) });
+        return await durable.run(holder, inSession, {
+          savedAhead: !state.unsafeWithoutWriteAhead,
+          ...(sessionOptions?.watch ? { watch: sessionOptions.watch } : {}),
+          ...(sessionOptions?.deadline ? { deadline: sessionOptions.deadline } : {}),
+        });
       } catch (error) {
         if (error instanceof LeaseNotNeededError) throw new SessionNotNeededError(error.message);
-        if (error instanceof LeaseTimeoutError) throw new XmtpBusyError(error.message, { cause: error });
+        // Another instance holds the installation now (it took over, or this one waited too long for it).
+        if (error instanceof LeaseTimeoutError || error instanceof LeaseLostError || error instanceof FencedWriteError) throw new XmtpBusyError(error.message, { cause: error });
         throw error;
       }
     },

@@ -1,6 +1,13 @@
 import type { Address } from "../shared/address.js";
 import { DependencyUnavailableError, NotFoundError } from "../shared/errors.js";
+import type { WriteFence } from "../shared/redis.js";
 import { V3_RETIRED } from "./networks.js";
+
+/**
+ * The longest a session may take, from the call (waits included) to the end of its final save: the function's
+ * maxDuration (60 s in vercel.json) less what a request does around its session.
+ */
+export const SESSION_BUDGET_MS = 50_000;
 
 /** XMTP's ceiling on a group's members, the backend's own inbox included. */
 export const MAX_GROUP_MEMBERS = 250;
@@ -54,6 +61,11 @@ export interface XmtpSession {
   /** When the session must stop starting new network work (epoch ms): what is left waits for the next session. */
   readonly deadline: number;
   /**
+   * The session's fencing number, when its implementation has one: Redis writes made on the session's behalf
+   * carry it, so they are refused once another holder has taken over.
+   */
+  readonly fence?: WriteFence;
+  /**
    * Creates a group on this installation only (no network yet): only admins may add or remove members or change
    * metadata; the backend is super admin. Nobody else knows of it until {@link publishGroup}.
    */
@@ -86,6 +98,11 @@ export interface SessionOptions {
    * Implementations may also ignore it and run the work.
    */
   readonly watch?: { readonly key: string; readonly until: (value: string | null) => boolean };
+  /**
+   * When the session must be over, waits and the final save included (epoch ms), for a caller that has already
+   * spent part of its time; never later than {@link SESSION_BUDGET_MS} from the call.
+   */
+  readonly deadline?: number;
 }
 
 /** Runs work against XMTP as the backend installation, one operation at a time per instance. */

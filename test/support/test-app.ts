@@ -7,7 +7,7 @@ import { createApp, type App, type AppOverrides } from "../../lib/app.js";
 import { loadConfig, type Config, type XmtpProtocol } from "../../lib/config.js";
 import { silentLogger } from "../../lib/shared/log.js";
 import { createRedis, type Redis } from "../../lib/shared/redis.js";
-import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
+import { createNodeSdkXmtp, type XmtpStateOptions } from "../../lib/xmtp/node-sdk-adapter.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 import { FakeXmtpNetwork } from "./fake-xmtp.js";
 
@@ -90,8 +90,12 @@ export function realDeployment(env: Record<string, string> = {}, protocol: XmtpP
   return { env: base, appVersion: `test-${base.REDIS_KEY_PREFIX}/1`, backendAddress: createWalletSigner(key).address, protocol };
 }
 
-/** Starts an instance of `deployment` with an empty disk (a cold start). */
-export async function startRealInstance(deployment: Deployment, overrides: AppOverrides = {}): Promise<RealXmtpInstance> {
+/** Starts an instance of `deployment` with an empty disk (a cold start); `state` adds test hooks to its durable state. */
+export async function startRealInstance(
+  deployment: Deployment,
+  overrides: AppOverrides = {},
+  state: Pick<XmtpStateOptions, "leaseTtlMs" | "onStep"> = {},
+): Promise<RealXmtpInstance> {
   const dir = await mkdtemp(join(tmpdir(), "xmtp-instance-"));
   const loaded = loadConfig({ ...deployment.env, XMTP_DB_DIR: dir });
   const config: Config = { ...loaded, xmtp: { ...loaded.xmtp, appVersion: deployment.appVersion } };
@@ -99,6 +103,7 @@ export async function startRealInstance(deployment: Deployment, overrides: AppOv
     redis: createRedis(config.redis, { plainResponses: true }),
     keyPrefix: config.redis.keyPrefix,
     logger: silentLogger,
+    ...state,
   });
   const app = createApp(config, { logger: silentLogger, xmtp, ...overrides });
   return {

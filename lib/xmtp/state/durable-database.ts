@@ -1,14 +1,15 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DependencyUnavailableError } from "../../shared/errors.js";
+import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { silentLogger, describeError } from "../../shared/log.js";
-import type { Redis } from "../../shared/redis.js";
+import type { Redis, WriteFence } from "../../shared/redis.js";
 import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
-import { acquireLease, LeaseNotNeededError, type LeaseOptions } from "./lease.js";
+import { acquireLease, LeaseLostError, LeaseNotNeededError, LeaseTimeoutError, type Lease, type LeaseOptions } from "./lease.js";
 import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
 import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
+import { SESSION_BUDGET_MS } from "../port.js";
 
 /** What holds the database open (the XMTP client, or a plain SQLite handle in tests). */
 export interface DatabaseHolder {
@@ -30,17 +31,47 @@ export class NeedsRecoveryError extends DependencyUnavailableError {
   }
 }
 
+/**
+ * Nothing is stored for the installation, yet one existed: starting afresh would register a new installation that
+ * is in none of the groups. Sessions refuse until an operator acts (503; the message, logged only, says how).
+ */
+export class StoredStateLostError extends DependencyUnavailableError {
+  override readonly name = "StoredStateLostError";
+  override readonly publicMessage = "The service needs operator attention; try again later";
+}
+
 /** Saving the database failed, or this holder lost its lease: what was not saved is dropped (503). */
 export class PersistFailedError extends DependencyUnavailableError {
   override readonly name = "PersistFailedError";
   override readonly publicMessage = "The service could not save its state; try again later";
 }
 
-/** How long a session's work may start new network work after it took the lease (15 s of lease wait + 25 s + the save fit in 60 s). */
+/** The default session budget (see the port): the longest a session takes from the call, its final save included. */
+export { SESSION_BUDGET_MS };
+
+/**
+ * Kept free at the end of a session for the final save (the database closing, then the upload); as much again
+ * before it for an operation already started to finish. A session with less than twice this left does not start.
+ */
+const SAVE_RESERVE_MS = 5000;
+
+/** How long a session's work may start new network work after it took the lease (a shorter session budget caps it). */
 const DEFAULT_WORK_BUDGET_MS = 25_000;
+
+/** The session's time ran out (waiting on this instance, or its work overran): nothing more of it runs (503). */
+export class SessionDeadlineError extends DependencyUnavailableError {
+  override readonly name = "SessionDeadlineError";
+  override readonly publicMessage = "The service is busy; try again in a moment";
+}
 
 /** How long a session whose writes were saved ahead keeps retrying its final save. */
 const FINAL_SAVE_BUDGET_SAVED_AHEAD_MS = 3000;
+
+/** Why the lease was lost, as its signal says. */
+function lostError(lease: Lease): Error {
+  const reason: unknown = lease.signal.reason;
+  return reason instanceof Error ? reason : new LeaseLostError("XMTP lease lost");
+}
 
 /** How a session treats a final save that fails. */
 export interface RunOptions {
@@ -53,6 +84,8 @@ export interface RunOptions {
   readonly savedAhead?: boolean;
   /** While waiting for the lease: stop waiting once this key says the session is no longer needed (see acquireLease). */
   readonly watch?: LeaseOptions["watch"];
+  /** When the session must be over, save included (epoch ms); never later than the session budget from the call. */
+  readonly deadline?: number;
 }
 
 /** Options of {@link createDurableDatabase}. */
@@ -71,7 +104,17 @@ export interface DurableDatabaseOptions {
   readonly persistBudgetMs?: number;
   /** How long after taking the lease the work may start new network work (see {@link DurableDatabase.workDeadline}). */
   readonly workBudgetMs?: number;
+  /** The longest a session takes from the call, everything included (default {@link SESSION_BUDGET_MS}). */
+  readonly sessionBudgetMs?: number;
+  /** Time kept for the final save at the end of a session (default 5 s; see SAVE_RESERVE_MS). */
+  readonly saveReserveMs?: number;
   readonly logger?: Logger;
+  /**
+   * How many installations the network lists for the backend inbox (asked without a client). Asked only when
+   * nothing is stored, so that a store that lost its data never silently starts another installation. Omitted:
+   * not asked (a database that is not an XMTP installation's).
+   */
+  readonly networkInstallations?: () => Promise<number>;
   /** Called at each step (tests inject crashes here). */
   readonly onStep?: (step: SessionStep) => void | Promise<void>;
 }
@@ -81,9 +124,16 @@ export interface DurableDatabase {
   /**
    * Runs `work` holding the lease, on the newest committed version of the files, then persists what changed
    * before answering. Calls on one instance run one at a time.
+   * Every session ends by its deadline ({@link RunOptions.deadline}, at most the session budget from the call):
+   * one that waited too long on this instance or for the lease does not start; work still running when only the
+   * save's time is left is no longer waited for (its later writes are refused) and its files are dropped.
    * @throws {import("./lease.js").LeaseTimeoutError} another instance held the lease too long (503).
+   * @throws {SessionDeadlineError} the session's time ran out before it started or while the work ran (503).
+   * @throws {import("./lease.js").LeaseLostError} the lease was lost while the work ran: it is no longer waited for (503).
    * @throws {import("./lease.js").LeaseNotNeededError} while waiting, `options.watch` said the session is not needed.
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
+   * @throws {StoredStateLostError} nothing is stored, but an installation is recorded or the network lists some (503).
+   * @throws {import("./snapshot-store.js").MissingChunkError} the stored version lacks a chunk (503; nothing ran).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../shared/errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
@@ -95,8 +145,13 @@ export interface DurableDatabase {
    * @throws when no session is running, this holder has lost its lease, or Redis cannot take the save.
    */
   checkpoint(): Promise<void>;
-  /** During a session: when the work must stop starting new network work (epoch ms), so the save still fits the function's time. */
+  /**
+   * During a session: when the work must stop starting new network work (epoch ms), so the save still fits the
+   * function's time; in the past once the lease is lost.
+   */
   readonly workDeadline: number;
+  /** During a session: its fencing number, for Redis writes that must not land once a newer holder exists. */
+  readonly fence: WriteFence | null;
   /**
    * During a session: what is unsettled now, starting with what the version it restored left unsettled (a
    * session before it that stopped midway). Saved with every version until {@link settle}d.
@@ -124,10 +179,39 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   let localKnownEmpty = false;
   // The running session: the version it builds on (moved on by each checkpoint), its fencing number, and
   // what is unsettled (saved with each version).
-  let active: { base: Manifest | null; fence: number; deadline: number; workDeadline: number; unsettled: Set<string> } | null = null;
+  let active: { base: Manifest | null; lease: Lease; deadline: number; stopAt: number; workDeadline: number; unsettled: Set<string> } | null = null;
+  const budgetMs = options.sessionBudgetMs ?? SESSION_BUDGET_MS;
+  const reserveMs = options.saveReserveMs ?? SAVE_RESERVE_MS;
+
+  /**
+   * Nothing is stored: true only before the first session ever, which the installation record and the network
+   * can contradict (the record shares the manifest's prefix, so a flushed Redis loses both: the network is asked too).
+   */
+  const expectNothingCommitted = async () => {
+    const recorded = await store.readInstallation().catch((error: unknown) => {
+      if (error instanceof CorruptStateError) return { installationId: "(unreadable record)" };
+      throw error;
+    });
+    if (recorded) {
+      throw new StoredStateLostError(
+        `The stored XMTP database is gone (no manifest) but installation ${recorded.installationId} is recorded: Redis lost data. ` +
+          "A new installation would be in none of the groups. Recover with `npm run xmtp:recover -- --force` (see README \"Recovering the XMTP installation\").",
+      );
+    }
+    const listed = (await options.networkInstallations?.()) ?? 0;
+    if (listed > 0 && !(await store.newInstallationAllowed())) {
+      throw new StoredStateLostError(
+        `Nothing is stored for the XMTP installation, but the network lists ${listed} installation(s) of the backend inbox: ` +
+          "either Redis was flushed (the installation's state is lost: its groups need it re-added or recreated), or this wallet " +
+          "is already used by another XMTP app. No new installation is registered by accident: to start one, allow it once with " +
+          "`npm run xmtp:recover -- --allow-new-installation` (see README \"Recovering the XMTP installation\").",
+      );
+    }
+  };
 
   const sync = async (holder: DatabaseHolder, manifest: Manifest | null) => {
     if (manifest === null) {
+      await expectNothingCommitted();
       // Nothing committed yet: the first session starts from no files at all (a leftover salt would make
       // libxmtp start a new installation anyway).
       if (!localKnownEmpty) {
@@ -163,7 +247,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     if (base ? base.sha256 === next.sha256 && base.chunkSize === chunkSize && sameNotes : files.length === 0) {
       return; // Nothing changed: no new version.
     }
-    const manifest: Manifest = { ...next, version: (base?.version ?? 0) + 1, fence: session.fence, committedAt: new Date().toISOString() };
+    const manifest: Manifest = { ...next, version: (base?.version ?? 0) + 1, fence: session.lease.fence, committedAt: new Date().toISOString() };
     const known = new Set(base?.files.flatMap((f) => f.chunks) ?? []);
     let toUpload = new Map<string, Buffer>();
     for (const file of files) for (const c of file.chunks) if (!known.has(c.hash)) toUpload.set(c.hash, c.bytes);
@@ -177,6 +261,10 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         await step("uploaded");
         const result = await store.commit(manifest, base?.version ?? 0, base);
         if (result.kind === "committed") {
+          if (base === null) {
+            // The operator's permission was for this first version: it does not carry over to a later loss.
+            await store.clearNewInstallationAllowed().catch((error: unknown) => logger.warn("xmtp_permission_not_cleared", { error: describeError(error) }));
+          }
           session.base = manifest;
           local = manifest;
           localKnownEmpty = false;
@@ -213,7 +301,10 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
       return [...(active?.unsettled ?? [])];
     },
     get workDeadline() {
-      return active?.workDeadline ?? 0;
+      return active?.lease.held ? active.workDeadline : 0;
+    },
+    get fence() {
+      return active ? { key: store.keys.fence, value: active.lease.fence } : null;
     },
     unsettle: (item) => void active?.unsettled.add(item),
     settle: (item) => void active?.unsettled.delete(item),
@@ -221,13 +312,20 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
       saving(async () => {
         const session = active;
         if (!session) throw new PersistFailedError("No XMTP session is running: nothing may be written to the network now");
+        if (session.lease.signal.aborted) throw lostError(session.lease);
+        if (Date.now() >= session.stopAt) throw new SessionDeadlineError("The XMTP session's time is up: no more writes in it");
         // The client waits on this write and retries a refused one itself: one attempt, no retries here.
         await save(session, Date.now());
         await step("checkpointed");
       }),
-    run: (holder, work, runOptions = {}) =>
-      exclusive(async () => {
-        const started = Date.now();
+    run: (holder, work, runOptions = {}) => {
+      // The wait on this instance counts: the session's time starts with the call.
+      const called = Date.now();
+      const deadline = Math.min(runOptions.deadline ?? Infinity, called + budgetMs);
+      return exclusive(async () => {
+        // Less than the save's time plus as much for the work: not worth taking the lease.
+        const leaseWaitMs = Math.min(options.leaseWaitMs ?? 15_000, deadline - 2 * reserveMs - Date.now());
+        if (leaseWaitMs <= 0) throw new SessionDeadlineError(`The XMTP session's time ran out waiting on this instance (${Date.now() - called} ms)`);
         // Calls on one instance wait their turn here: by then another session may have done this one's work.
         const { watch } = runOptions;
         if (watch && watch.until(await storeCall("read watched key", () => options.redis.get<string>(watch.key)))) {
@@ -237,8 +335,12 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           leaseKey: store.keys.lease,
           fenceKey: store.keys.fence,
           ttlMs: options.leaseTtlMs ?? 30_000,
-          waitMs: options.leaseWaitMs ?? 15_000,
+          waitMs: leaseWaitMs,
           ...(runOptions.watch ? { watch: runOptions.watch } : {}),
+        }).catch((error: unknown) => {
+          throw error instanceof LeaseTimeoutError && leaseWaitMs < (options.leaseWaitMs ?? 15_000)
+            ? new SessionDeadlineError(`The XMTP session's time ran out waiting for the lease (${Date.now() - called} ms)`, { cause: error })
+            : error;
         });
         try {
           await step("leased");
@@ -249,29 +351,53 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           await sync(holder, base);
           await step("restored");
           const leasedAt = Date.now();
+          const stopAt = deadline - reserveMs;
           const session = {
             base,
-            fence: lease.fence,
-            deadline: started + (options.persistBudgetMs ?? 40_000),
-            workDeadline: leasedAt + (options.workBudgetMs ?? DEFAULT_WORK_BUDGET_MS),
+            lease,
+            deadline: Math.min(deadline, options.persistBudgetMs === undefined ? Infinity : called + options.persistBudgetMs),
+            stopAt,
+            workDeadline: Math.min(leasedAt + (options.workBudgetMs ?? DEFAULT_WORK_BUDGET_MS), stopAt - reserveMs),
             unsettled: new Set(base?.unsettled ?? []),
           };
           active = session;
           // Whatever the work did to the files is saved even when it failed: a failed operation may still have
-          // changed the installation's state (a commit recorded as published, say).
-          let outcome: { ok: true; value: Awaited<ReturnType<typeof work>> } | { ok: false; error: unknown };
+          // changed the installation's state (a commit recorded as published, say). Work that overruns the
+          // session, or outlives its lease, is not waited for: see below.
+          let outcome: { ok: true; value: Awaited<ReturnType<typeof work>> } | { ok: false; error: unknown; abandoned?: boolean };
+          let timer: NodeJS.Timeout | undefined;
+          let onLost: (() => void) | undefined;
           try {
-            outcome = { ok: true, value: await work() };
+            const working = work();
+            working.catch(() => undefined);
+            const stopped = new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new SessionDeadlineError("The XMTP session's work overran its time")), Math.max(0, stopAt - Date.now()));
+              onLost = () => reject(lostError(lease));
+              if (lease.signal.aborted) onLost();
+              else lease.signal.addEventListener("abort", onLost, { once: true });
+            });
+            outcome = { ok: true, value: await Promise.race([working, stopped]) };
           } catch (error) {
-            outcome = { ok: false, error };
+            outcome = { ok: false, error, abandoned: error instanceof SessionDeadlineError || lease.signal.aborted };
+          } finally {
+            clearTimeout(timer);
+            if (onLost) lease.signal.removeEventListener("abort", onLost);
+          }
+          if (!outcome.ok && outcome.abandoned) {
+            // The work may still be running: nothing it does from now on is saved (its checkpoints are refused, so
+            // none of its writes leaves), and these files may not be whole. Everything that left was saved first.
+            active = null;
+            await distrust(holder);
+            logger.warn("xmtp_session_stopped", { error: describeError(outcome.error) });
+            throw outcome.error;
           }
           await step("worked");
           try {
             await holder.release();
             // Saved ahead, the final save only spares the next session some re-reading: not worth making
             // the person wait long for it.
-            const deadline = runOptions.savedAhead ? Math.min(session.deadline, Date.now() + FINAL_SAVE_BUDGET_SAVED_AHEAD_MS) : session.deadline;
-            await saving(() => save(session, deadline));
+            const saveBy = runOptions.savedAhead ? Math.min(session.deadline, Date.now() + FINAL_SAVE_BUDGET_SAVED_AHEAD_MS) : session.deadline;
+            await saving(() => save(session, saveBy));
           } catch (error) {
             await distrust(holder);
             logger.error("xmtp_persist_failed", { savedAhead: runOptions.savedAhead === true, error: describeError(error) });
@@ -287,6 +413,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           active = null;
           await lease.release();
         }
-      }),
+      });
+    },
   };
 }

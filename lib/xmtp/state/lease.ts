@@ -7,8 +7,10 @@ import { storeCall } from "../../shared/redis.js";
 export interface Lease {
   readonly token: string;
   readonly fence: number;
-  /** False once a renewal found the lease gone (expired, or taken by another holder). */
+  /** False once a renewal found the lease gone (expired, or taken by another holder), or renewals failed for a whole TTL. */
   readonly held: boolean;
+  /** Aborted (with a {@link LeaseLostError}) as soon as a renewal finds the lease lost (not on release). */
+  readonly signal: AbortSignal;
   /** Stops renewing and deletes the lease if it is still ours. Never throws. */
   release(): Promise<void>;
 }
@@ -16,6 +18,12 @@ export interface Lease {
 /** The waiter stopped waiting: what it wanted done was done by the holder (see {@link LeaseOptions.watch}). */
 export class LeaseNotNeededError extends Error {
   override readonly name = "LeaseNotNeededError";
+}
+
+/** This holder's lease expired or was taken over: it must stop, another instance carries on (503). */
+export class LeaseLostError extends DependencyUnavailableError {
+  override readonly name = "LeaseLostError";
+  override readonly publicMessage = "The service is busy; try again in a moment";
 }
 
 /** No lease within the wait budget: another instance is holding the XMTP installation (503). */
@@ -30,9 +38,16 @@ export class LeaseTimeoutError extends DependencyUnavailableError {
 // SET NX PX and INCR in one step: a holder always has a fencing number newer than every earlier holder's.
 // A busy lease answers the watched key's value (if any), so a waiter learns in the same round trip whether it
 // still needs the lease.
+// A lease already holding this caller's token is its own: the client sent this step again after its reply was
+// lost. Nobody else can have moved the fence while the token holds the lease (every fence move takes the lease
+// first), so the fence is still the one this caller's first copy took.
 const ACQUIRE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {redis.call('INCR', KEYS[2]), false}
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {tonumber(redis.call('GET', KEYS[2])), false}
 end
 if KEYS[3] then return {0, redis.call('GET', KEYS[3])} end
 return {0, false}
@@ -85,15 +100,27 @@ export async function acquireLease(redis: Redis, options: LeaseOptions): Promise
 }
 
 function keepAlive(redis: Redis, options: LeaseOptions, token: string, fence: number): Lease {
+  const lost = new AbortController();
   let held = true;
+  let confirmedAt = Date.now();
+  const lose = (why: string) => {
+    if (!held) return;
+    held = false;
+    clearInterval(timer);
+    lost.abort(new LeaseLostError(`XMTP lease lost: ${why}`));
+  };
   const timer = setInterval(() => {
+    const sentAt = Date.now();
     redis
       .eval<string[], number>(RENEW, [options.leaseKey], [token, String(options.ttlMs)])
       .then((renewed) => {
-        if (Number(renewed) !== 1) held = false;
+        if (Number(renewed) !== 1) lose("another holder has it, or it expired");
+        else confirmedAt = sentAt;
       })
-      // A failed renewal is not a lost lease yet; the fence decides at commit time.
-      .catch(() => undefined);
+      // A failed renewal is not a lost lease yet, but one not renewed for a whole TTL has expired for everyone else.
+      .catch(() => {
+        if (Date.now() - confirmedAt >= options.ttlMs) lose("not renewed within its TTL (Redis unreachable)");
+      });
   }, Math.max(10, Math.floor(options.ttlMs / 3)));
   timer.unref();
   return {
@@ -102,6 +129,7 @@ function keepAlive(redis: Redis, options: LeaseOptions, token: string, fence: nu
     get held() {
       return held;
     },
+    signal: lost.signal,
     async release() {
       clearInterval(timer);
       held = false;

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { CorruptStateError } from "../../shared/errors.js";
+import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import { parseStored, storeCall, type Redis } from "../../shared/redis.js";
 
 /** One file of the database set as stored: its size, whole-file SHA-256 and chunk hashes in order. */
@@ -57,6 +57,21 @@ export interface RecoveryMarker {
   readonly version: number;
 }
 
+/**
+ * A chunk the stored version names is not in Redis (evicted, or lost with a flush): the stored state cannot be
+ * restored until an operator recovers it (503: the message, logged only, names the command).
+ */
+export class MissingChunkError extends DependencyUnavailableError {
+  override readonly name = "MissingChunkError";
+  override readonly publicMessage = "The service needs operator attention; try again later";
+  constructor(hash: string) {
+    super(`XMTP database chunk ${hash} is missing: Redis lost part of the stored state. Recover with \`npm run xmtp:recover -- --force\` (see README "Recovering the XMTP installation")`);
+  }
+}
+
+/** How long the operator's permission to register a new installation waits to be used. */
+const ALLOW_NEW_INSTALLATION_TTL_S = 24 * 60 * 60;
+
 /** The outcome of a commit attempt. */
 export type CommitResult =
   | { readonly kind: "committed" }
@@ -77,7 +92,10 @@ const PENDING_CHUNK_TTL_MS = 60 * 60 * 1000;
 // Atomic commit: fence first (a stale holder changes nothing), no recovery marker, then the base version, then every chunk
 // of the new version must exist; then those chunks become permanent, unreferenced ones are deleted,
 // and the manifest is replaced.
+// A stored manifest equal to this one (it names its commit time, so no other commit writes the same text) means
+// this very commit already ran: the client sent it again after its reply was lost. Answered as committed.
 const COMMIT = `
+if redis.call('GET', KEYS[1]) == ARGV[3] then return {'ok'} end
 local fence = redis.call('GET', KEYS[2])
 if fence ~= ARGV[1] then return {'fenced'} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'blocked'} end
@@ -120,6 +138,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
     recovery: `${base}:needs-recovery`,
     installation: `${base}:installation`,
     history: `${base}:recoveries`,
+    allowNewInstallation: `${base}:allow-new-installation`,
     chunk: (hash: string) => `${base}:chunk:${hash}`,
   };
   const stats: TransferStats = { bytesDownloaded: 0, bytesUploaded: 0, chunksDownloaded: 0, chunksUploaded: 0 };
@@ -138,7 +157,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       return unsettled?.length ? { ...manifest, unsettled } : manifest;
     },
 
-    /** Fetches chunks by hash, in batches that keep each response under the request limit. */
+    /** Fetches chunks by hash, in batches that keep each response under the request limit. @throws {MissingChunkError} */
     async downloadChunks(hashes: readonly string[], chunkSize: number): Promise<Map<string, Buffer>> {
       const out = new Map<string, Buffer>();
       const perBatch = Math.max(1, Math.floor(maxRequestBytes / Math.ceil((chunkSize * 4) / 3)));
@@ -147,7 +166,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
         const values = await storeCall("download chunks", () => redis.mget<(string | null)[]>(...batch.map(keys.chunk)));
         batch.forEach((hash, j) => {
           const value = values[j];
-          if (typeof value !== "string") throw new CorruptStateError(`XMTP database chunk ${hash} is missing`);
+          if (typeof value !== "string") throw new MissingChunkError(hash);
           const bytes = Buffer.from(value, "base64");
           stats.bytesDownloaded += bytes.length;
           stats.chunksDownloaded++;
@@ -220,6 +239,24 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
      */
     async markNeedsRecovery(marker: RecoveryMarker): Promise<void> {
       await storeCall("mark needs recovery", () => redis.set(keys.recovery, JSON.stringify(marker), { nx: true }));
+    },
+
+    /**
+     * The operator's one-time permission for a session to start a new installation although the network already
+     * lists installations of the backend inbox (see README "Recovering the XMTP installation"); it lapses after a day.
+     */
+    async allowNewInstallation(): Promise<void> {
+      await storeCall("allow new installation", () => redis.set(keys.allowNewInstallation, new Date().toISOString(), { ex: ALLOW_NEW_INSTALLATION_TTL_S }));
+    },
+
+    /** Whether {@link allowNewInstallation} was given and not used yet. */
+    async newInstallationAllowed(): Promise<boolean> {
+      return (await storeCall("read new installation permission", () => redis.exists(keys.allowNewInstallation))) === 1;
+    },
+
+    /** Uses up the permission (a first version was committed). */
+    async clearNewInstallationAllowed(): Promise<void> {
+      await storeCall("clear new installation permission", () => redis.del(keys.allowNewInstallation));
     },
 
     /** Records the installation this deployment runs as (for operators). */

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject, describe, expect, it, vi } from "vitest";
-import { CorruptStateError } from "../../../lib/shared/errors.js";
+import { CorruptStateError, DependencyUnavailableError } from "../../../lib/shared/errors.js";
 import { createRedis } from "../../../lib/shared/redis.js";
 import { createDurableDatabase, PersistFailedError, type DurableDatabaseOptions } from "../../../lib/xmtp/state/durable-database.js";
 import { createSqliteHolder } from "../../support/sqlite-holder.js";
@@ -132,6 +132,24 @@ describe("durable database", () => {
         ran = true;
       }),
     ).rejects.toBeInstanceOf(CorruptStateError);
+    expect(ran).toBe(false);
+  });
+
+  it("a missing chunk is a 503 naming recovery (not a permanent 500), and nothing runs", async () => {
+    const prefix = newPrefix();
+    const a = await instance(prefix);
+    await a.durable.run(a.holder, async () => a.holder.increment(10_000));
+    const manifest = (await a.durable.store.readManifest())!;
+    await redis.del(`${prefix}:xmtpdb:chunk:${manifest.files[0]!.chunks[0]!}`);
+    const b = await instance(prefix);
+    let ran = false;
+    const error = await b.durable
+      .run(b.holder, async () => {
+        ran = true;
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DependencyUnavailableError);
+    expect((error as Error).message).toMatch(/npm run xmtp:recover/);
     expect(ran).toBe(false);
   });
 
