@@ -2,8 +2,12 @@ import * as v from "valibot";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { parseStored, storeCall, type Redis } from "../shared/redis.js";
 
-/** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
-export type MemberVia = "webhook" | "join-page" | "operator";
+/**
+ * How a member got in: through the rules (webhook or join page), added by the operator (exempt from
+ * re-verification), or "reconciled": found in the group on XMTP without a record (a commit that landed when what
+ * followed it failed), re-verified like anyone who joined through the rules.
+ */
+export type MemberVia = "webhook" | "join-page" | "operator" | "reconciled";
 
 /**
  * A member as this backend recorded it. A record whose value does not parse reads as `via: "unknown"` (and no
@@ -33,7 +37,7 @@ export interface MemberStore {
   count(groupId: string): Promise<number>;
 }
 
-const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator"]) });
+const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator", "reconciled"]) });
 
 // The operator's add: via "operator", keeping the time they first joined if they were already recorded.
 const EXEMPT = `

@@ -7,7 +7,7 @@ import { createApp, type App, type AppOverrides } from "../../lib/app.js";
 import { loadConfig, type Config } from "../../lib/config.js";
 import { silentLogger } from "../../lib/shared/log.js";
 import { createRedis, type Redis } from "../../lib/shared/redis.js";
-import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
+import { createNodeSdkXmtp, type XmtpStateOptions } from "../../lib/xmtp/node-sdk-adapter.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 import { FakeXmtpNetwork } from "./fake-xmtp.js";
 
@@ -82,8 +82,8 @@ export function realDeployment(env: Record<string, string> = {}): Deployment {
   return { env: base, appVersion: `test-${base.REDIS_KEY_PREFIX}/1`, backendAddress: createWalletSigner(key).address };
 }
 
-/** Starts an instance of `deployment` with an empty disk (a cold start). */
-export async function startRealInstance(deployment: Deployment, overrides: AppOverrides = {}): Promise<RealXmtpInstance> {
+/** Starts an instance of `deployment` with an empty disk (a cold start); `state.onStep` sees its sessions and relayed writes. */
+export async function startRealInstance(deployment: Deployment, overrides: AppOverrides = {}, state: Pick<XmtpStateOptions, "onStep"> = {}): Promise<RealXmtpInstance> {
   const dir = await mkdtemp(join(tmpdir(), "xmtp-instance-"));
   const loaded = loadConfig({ ...deployment.env, XMTP_DB_DIR: dir });
   const config: Config = { ...loaded, xmtp: { ...loaded.xmtp, appVersion: deployment.appVersion } };
@@ -91,6 +91,7 @@ export async function startRealInstance(deployment: Deployment, overrides: AppOv
     redis: createRedis(config.redis, { plainResponses: true }),
     keyPrefix: config.redis.keyPrefix,
     logger: silentLogger,
+    ...state,
   });
   const app = createApp(config, { logger: silentLogger, xmtp, ...overrides });
   return {
