@@ -234,8 +234,9 @@ export async function reconcileMembers(deps: MembershipDeps, groupId: string, op
 export type RemoveResult = { address: Address; result: "removed" | "not-a-member" | "not-on-xmtp" };
 
 /**
- * Removes wallets in one commit; the backend's own inbox is never removed. Their member records and any recent
- * admission outcome go too (a retry of a join that ended "added" a moment ago must not answer SUCCESS). Audited,
+ * Removes wallets in one commit; the backend's own inbox is never removed. Their member records, any recent
+ * admission outcome (a retry of a join that ended "added" a moment ago must not answer SUCCESS) and any admission
+ * still queued (it would add them back; it ends "unavailable") go too. Audited,
  * with `reason` when one is given (the cron's). The caller checks the group is ours.
  * @throws {XmtpUnavailableError}
  * @throws {XmtpGroupNotFoundError}
@@ -260,12 +261,14 @@ export async function removeFromGroup(
         out.push({ address, result: "removed" });
       }
     });
+    // Their admissions still queued must not add them back, nor a recent "added" answer a retry. Forgotten here,
+    // holding the lease, so no holder is serving them meanwhile; and before the commit, so nothing re-adds them.
+    await deps.admissions.forget(groupId, out.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address));
     if (toRemove.length > 0) await session.removeMembers(groupId, toRemove);
     return out;
   });
   // Out of the group now (removed, or found already out).
   const out = results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address);
-  await deps.admissions.forget(groupId, out);
   await deps.members.remove(groupId, out);
   await deps.audit.appendMany(
     groupId,

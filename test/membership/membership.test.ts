@@ -95,6 +95,23 @@ describe("admissions share commits", () => {
     expect(t.network.memberAddresses(groupId)).toContain(person);
   });
 
+  it("an admission queued before the operator removed the person does not add them back", async () => {
+    const groupId = await openGroup();
+    const [member, queued] = people(2);
+    expect(await decideJoin(t.app, { groupId, address: member! }, "webhook")).toEqual({ status: "SUCCESS" });
+    // The person's request queued its admission and gave up waiting; it is still in line…
+    await expect(admit(t.app, { groupId, address: queued!, source: "webhook" }, { waitMs: -1 })).rejects.toBeInstanceOf(XmtpUnavailableError);
+    // …when the operator removes them both.
+    await removeMembers(t.app, groupId, [member!, queued!]);
+    await t.app.xmtp.withSession((s) => serveAdmissions(t.app, s));
+    expect(t.network.memberAddresses(groupId)).not.toContain(queued);
+    expect(t.network.memberAddresses(groupId)).not.toContain(member);
+    expect(await t.app.members.list(groupId)).toEqual([]);
+    // Its waiter is answered 503; asking again is a new join, decided afresh.
+    expect(await t.app.admissions.outcome(groupId, queued!)).toBe("unavailable");
+    expect(await decideJoin(t.app, { groupId, address: queued! }, "webhook")).toEqual({ status: "SUCCESS" });
+  });
+
   it("XMTP down while serving: every waiting request answers 503, and nothing is left waiting for later", async () => {
     const groupId = await openGroup();
     const crowd = people(5);
