@@ -70,6 +70,17 @@ describe("admissions share commits", () => {
     expect(await t.app.inboxes.get(crowd[7]!)).toBeUndefined();
   });
 
+  it("a commit whose intent ended in XMTP's Error state is a refusal: the batch is split, the others get in", async () => {
+    const groupId = await openGroup();
+    const crowd = people(6);
+    t.network.refusal = "intent-error";
+    t.network.unaddable.add(t.network.register(crowd[2]!));
+    const answers = await Promise.all(crowd.map((address) => decideJoin(t.app, { groupId, address }, "webhook")));
+    expect(answers[2]).toEqual({ status: "DENIED", reason: ADMIT_DENIAL_REASONS.refused });
+    expect(answers.filter((a) => a.status === "SUCCESS")).toHaveLength(5);
+    expect(t.network.memberAddresses(groupId)).not.toContain(crowd[2]);
+  });
+
   it("a request that gave up waiting and an admission served anyway agree: the retry is SUCCESS, recorded once", async () => {
     const groupId = await openGroup();
     const [patient, impatient] = people(2);

@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DependencyUnavailableError } from "../../shared/errors.js";
+import { asLocalStorageError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { silentLogger, describeError } from "../../shared/log.js";
 import type { Redis } from "../../shared/redis.js";
@@ -8,7 +8,7 @@ import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseNotNeededError, type LeaseOptions } from "./lease.js";
 import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
-import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
+import { createSnapshotStore, MissingChunkError, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 
 /** What holds the database open (the XMTP client, or a plain SQLite handle in tests). */
 export interface DatabaseHolder {
@@ -34,6 +34,12 @@ export class NeedsRecoveryError extends DependencyUnavailableError {
 export class PersistFailedError extends DependencyUnavailableError {
   override readonly name = "PersistFailedError";
   override readonly publicMessage = "The service could not save its state; try again later";
+}
+
+/** What a failed restore is: a missing chunk needs an operator (503 naming the recovery), a failing disk is this instance's (503). */
+function restoreFailure(error: unknown): unknown {
+  if (error instanceof MissingChunkError) return new NeedsRecoveryError(`${error.message}; run \`npm run xmtp:recover\``, { cause: error });
+  return asLocalStorageError(error, "Restoring the XMTP database");
 }
 
 /** How long a session's work may start new network work after it took the lease (15 s of lease wait + 25 s + the save fit in 60 s). */
@@ -83,7 +89,8 @@ export interface DurableDatabase {
    * before answering. Calls on one instance run one at a time.
    * @throws {import("./lease.js").LeaseTimeoutError} another instance held the lease too long (503).
    * @throws {import("./lease.js").LeaseNotNeededError} while waiting, `options.watch` said the session is not needed.
-   * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
+   * @throws {NeedsRecoveryError} the installation is marked for recovery, or a chunk of its saved version is missing (503).
+   * @throws {import("../../shared/errors.js").LocalStorageError} this instance's disk failed the restore (503).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../shared/errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
@@ -246,7 +253,9 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           const marker = await store.readRecoveryMarker();
           if (marker) throw new NeedsRecoveryError(marker.reason);
           const base = await store.readManifest();
-          await sync(holder, base);
+          await sync(holder, base).catch((error: unknown) => {
+            throw restoreFailure(error);
+          });
           await step("restored");
           const leasedAt = Date.now();
           const session = {

@@ -97,6 +97,14 @@ redis.call('SET', KEYS[1], ARGV[3])
 return {'ok'}
 `;
 
+/** A chunk the manifest names is not in Redis (evicted, deleted): the saved version cannot be restored without it. */
+export class MissingChunkError extends CorruptStateError {
+  override readonly name = "MissingChunkError";
+  constructor(readonly hash: string) {
+    super(`XMTP database chunk ${hash} is missing`);
+  }
+}
+
 /** Byte counts of what went over the wire, for tests and benchmarks. */
 export interface TransferStats {
   bytesDownloaded: number;
@@ -138,7 +146,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
       return unsettled?.length ? { ...manifest, unsettled } : manifest;
     },
 
-    /** Fetches chunks by hash, in batches that keep each response under the request limit. */
+    /** Fetches chunks by hash, in batches that keep each response under the request limit. @throws {MissingChunkError} */
     async downloadChunks(hashes: readonly string[], chunkSize: number): Promise<Map<string, Buffer>> {
       const out = new Map<string, Buffer>();
       const perBatch = Math.max(1, Math.floor(maxRequestBytes / Math.ceil((chunkSize * 4) / 3)));
@@ -147,7 +155,7 @@ export function createSnapshotStore(redis: Redis, keyPrefix: string, options: { 
         const values = await storeCall("download chunks", () => redis.mget<(string | null)[]>(...batch.map(keys.chunk)));
         batch.forEach((hash, j) => {
           const value = values[j];
-          if (typeof value !== "string") throw new CorruptStateError(`XMTP database chunk ${hash} is missing`);
+          if (typeof value !== "string") throw new MissingChunkError(hash);
           const bytes = Buffer.from(value, "base64");
           stats.bytesDownloaded += bytes.length;
           stats.chunksDownloaded++;
