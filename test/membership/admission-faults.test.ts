@@ -6,7 +6,7 @@ import { reverifyMembers } from "../../lib/use-cases/reverify.js";
 import { admit, serveAdmissions } from "../../lib/membership/membership.js";
 import { errorResponse } from "../../lib/http/responses.js";
 import { silentLogger } from "../../lib/shared/log.js";
-import { XmtpUnavailableError } from "../../lib/xmtp/port.js";
+import { XmtpOperationError, XmtpUnavailableError } from "../../lib/xmtp/port.js";
 import { realDeployment, startRealInstance, type Deployment, type RealXmtpInstance } from "../support/test-app.js";
 import { clearFaults, createPerson, injectFaults, walletWithoutInbox, type Person } from "../support/xmtp-people.js";
 
@@ -117,5 +117,19 @@ describe("XMTP refusing one group while admissions are served", () => {
     // The same refusal met by a waiting request of that group: 503, never 500.
     const refused = await admit(app, { groupId: broken, address: dee!.address, source: "webhook" }).catch((e: unknown) => e);
     expect(errorResponse(refused, "link-service", silentLogger).status).toBe(503);
+  }, 90_000);
+
+  it("a client XMTP will not start (an XmtpOperationError, not the network) answers the waiting request 503, not 500", async () => {
+    const deployment = realDeployment();
+    const first = track(await startRealInstance(deployment));
+    const { groupId } = await createGroup(first.app, { name: "Rekeyed", description: "", rules: { type: "open" } });
+    const [fay] = await people(1);
+    // An instance whose database key differs from the one the saved database was written with: libxmtp cannot open it.
+    const rekeyed = track(await startRealInstance({ ...deployment, env: { ...deployment.env, XMTP_DB_ENCRYPTION_KEY: "22".repeat(32) } }));
+    const started = await rekeyed.app.xmtp.withSession(async () => "started").catch((e: unknown) => e);
+    expect(started).toBeInstanceOf(XmtpOperationError);
+    const error = await decideJoin(rekeyed.app, { groupId, address: fay!.address }, "webhook").catch((e: unknown) => e);
+    expect(errorResponse(error, "link-service", silentLogger).status).toBe(503);
+    expect((error as Error).cause).toBeInstanceOf(XmtpOperationError);
   }, 90_000);
 });
