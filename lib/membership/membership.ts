@@ -1,11 +1,21 @@
 import type { AdmissionOutcome, AdmissionQueue, PendingAdmission } from "../stores/admission-queue.js";
 import type { AuditEntry, AuditLog } from "../stores/audit-log.js";
 import type { InboxCache } from "../stores/inbox-cache.js";
-import type { MemberStore, MemberVia, RecordMode } from "../stores/members.js";
+import type { MemberStore, RecordMode } from "../stores/members.js";
 import type { Logger } from "../shared/log.js";
 import { describeError } from "../shared/log.js";
 import { ADMIT_DENIAL_REASONS, admitBatch, type AdmitOutcome } from "./admit-batch.js";
-import { SESSION_BUDGET_MS, SessionNotNeededError, XmtpBusyError, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpUnavailableError, type XmtpPort, type XmtpSession } from "../xmtp/port.js";
+import {
+  SESSION_BUDGET_MS,
+  SessionNotNeededError,
+  XmtpBusyError,
+  XmtpGroupNotFoundError,
+  XmtpNetworkChangedError,
+  XmtpOperationError,
+  XmtpUnavailableError,
+  type XmtpPort,
+  type XmtpSession,
+} from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
 import type { WriteFence } from "../shared/redis.js";
 
@@ -50,7 +60,7 @@ export async function inboxOf(deps: Pick<MembershipDeps, "xmtp" | "inboxes">, ad
  * becomes that holder or waits for its outcome. A request that gives up (its own deadline) leaves the admission
  * queued: it is served anyway, and the person's retry reads that outcome (the records are written once, by the
  * holder that served it).
- * @throws {XmtpUnavailableError} XMTP failed while serving it, or it was still waiting after `waitMs` (503: ask again).
+ * @throws {XmtpUnavailableError} XMTP failed or refused while serving it, or it was still waiting after `waitMs` (503: ask again).
  * @throws {XmtpBusyError} the lease stayed busy past `waitMs` (503: ask again).
  * @throws {import("../shared/errors.js").StoreUnavailableError}
  */
@@ -81,6 +91,8 @@ export async function admit(
       await deps.xmtp.withSession((session) => serveAdmissions(deps, session), { watch: deps.admissions.watch(groupId, address), deadline: sessionDeadline });
     } catch (error) {
       if (error instanceof SessionNotNeededError || error instanceof XmtpBusyError) continue;
+      // XMTP refused to start the session (the client would not open): the admission waits, the person asks again.
+      if (error instanceof XmtpOperationError) throw new XmtpUnavailableError("XMTP refused while admissions were served", { cause: error });
       throw error;
     }
   }
@@ -94,10 +106,11 @@ function settled(outcome: AdmissionOutcome): Exclude<AdmissionOutcome, "unavaila
 /**
  * Serves every waiting admission, group by group, as the lease holder: one batch (one commit, normally) per group,
  * until the queues are empty or the session's deadline. Each admission ends with its outcome; the member record
- * and the audit entry are written here, once, before the outcome (a crash in between serves it again: it is then
- * "already a member"). A network failure ends the batch's admissions as "unavailable" (their requests answer 503)
- * and stops serving. Records, audit entries and outcomes carry the session's fence: once another holder has taken
- * over, they are refused (nothing written), so a holder that lost its lease never overwrites the new one's.
+ * and the audit entry are written here, once, before the outcome, as each commit lands (a crash in between serves
+ * it again: it is then "already a member"). What is left of a batch when XMTP fails ends "unavailable" (their
+ * requests answer 503). A failing network stops serving; a group XMTP will not serve (gone, or its read refused)
+ * is passed over for the next. Records, audit entries and outcomes carry the session's fence: once another holder
+ * has taken over, they are refused (nothing written), so a holder that lost its lease never overwrites the new one's.
  * @throws {XmtpUnavailableError | import("../shared/errors.js").StoreUnavailableError}
  * @throws {import("../shared/errors.js").FencedWriteError} this session's lease was taken over.
  */
@@ -109,22 +122,26 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
       const batch = await deps.admissions.take(groupId, BATCH_PER_GROUP);
       if (batch.length === 0) continue;
       served += batch.length;
-      let outcomes: Map<Address, AdmitOutcome>;
+      const ended = new Set<Address>();
       try {
-        outcomes = await admitBatch(session, groupId, batch);
+        await admitBatch(session, groupId, batch, async (decided) => {
+          const now = batch.filter((a) => decided.has(a.address) && !ended.has(a.address));
+          await record(deps, groupId, now, decided, session.fence);
+          await deps.admissions.complete(groupId, now.map((a) => ({ address: a.address, outcome: decided.get(a.address)! })), session.fence);
+          for (const a of now) ended.add(a.address);
+        });
       } catch (error) {
         // Left queued: the port runs this work again on the new network, and that run decides them.
         if (error instanceof XmtpNetworkChangedError) throw error;
-        const outcome: AdmissionOutcome = error instanceof XmtpGroupNotFoundError ? "group-gone" : "unavailable";
-        if (outcome === "group-gone") deps.logger.error("group_missing_on_xmtp", { groupId });
-        else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length, error: describeError(error) });
-        await deps.admissions.complete(groupId, batch.map((a) => ({ address: a.address, outcome })), session.fence);
-        if (outcome === "unavailable") throw error;
-        continue;
+        const gone = error instanceof XmtpGroupNotFoundError;
+        if (gone) deps.logger.error("group_missing_on_xmtp", { groupId });
+        else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length - ended.size, error: describeError(error) });
+        const outcome: AdmissionOutcome = gone ? "group-gone" : "unavailable";
+        await deps.admissions.complete(groupId, batch.filter((a) => !ended.has(a.address)).map((a) => ({ address: a.address, outcome })), session.fence);
+        // Only this group failed: the others are still served.
+        if (gone || error instanceof XmtpOperationError) continue;
+        throw error;
       }
-      const decided = batch.filter((a) => outcomes.has(a.address));
-      await record(deps, groupId, decided, outcomes, session.fence);
-      await deps.admissions.complete(groupId, decided.map((a) => ({ address: a.address, outcome: outcomes.get(a.address)! })), session.fence);
     }
     if (served === 0) return;
   }
@@ -147,7 +164,7 @@ async function record(deps: MembershipDeps, groupId: string, decided: readonly P
 async function recordAdmitted(
   deps: MembershipDeps,
   groupId: string,
-  results: readonly { address: Address; result: AdmitOutcome; via: MemberVia }[],
+  results: readonly { address: Address; result: AdmitOutcome; via: JoinDoor | "operator" }[],
   action: "join" | "add",
   mode: (result: AdmitOutcome) => RecordMode,
   fence?: WriteFence,
@@ -189,20 +206,51 @@ export type AddResult = { address: Address; result: AdmitOutcome };
  */
 export async function addByOperator(deps: MembershipDeps, groupId: string, addresses: readonly Address[]): Promise<AddResult[]> {
   const candidates = await Promise.all(addresses.map(async (address) => ({ address, inboxId: await inboxOf(deps, address) })));
-  const outcomes = await deps.xmtp.withSession((session) => admitBatch(session, groupId, candidates));
-  if (outcomes.size < addresses.length) throw new XmtpUnavailableError("The session's time ran out before every address was decided");
-  const results = addresses.map((address) => ({ address, result: outcomes.get(address)! }));
-  // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
-  await recordAdmitted(deps, groupId, results.map((r) => ({ ...r, via: "operator" as const })), "add", () => "exempt");
-  return results;
+  const outcomes = new Map<Address, AdmitOutcome>();
+  // Recorded as each commit lands: a later commit that fails must not leave the earlier ones unrecorded.
+  await deps.xmtp.withSession((session) =>
+    admitBatch(session, groupId, candidates, async (decided) => {
+      // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
+      await recordAdmitted(deps, groupId, [...decided].map(([address, result]) => ({ address, result, via: "operator" as const })), "add", () => "exempt");
+      for (const [address, result] of decided) outcomes.set(address, result);
+    }),
+  );
+  if (outcomes.size < new Set(addresses).size) throw new XmtpUnavailableError("The session's time ran out before every address was decided");
+  return addresses.map((address) => ({ address, result: outcomes.get(address)! }));
+}
+
+/** Why a reconciled member's audit entry was written. */
+export const RECONCILED_REASON = "Found in the group on XMTP without a member record";
+
+/**
+ * Reconciles a group's member records with XMTP's member list: each inbox in the group (other than the backend's)
+ * none of whose addresses is recorded gets a record (via "reconciled", its lowest address) and an audit entry, so
+ * re-verification checks it like anyone else. A record written meanwhile by an admission is kept. `dryRun` only
+ * answers who would be recorded. Answers the addresses found.
+ * @throws {XmtpUnavailableError | XmtpGroupNotFoundError | XmtpOperationError | import("../shared/errors.js").StoreUnavailableError}
+ */
+export async function reconcileMembers(deps: MembershipDeps, groupId: string, options: { dryRun: boolean }): Promise<Address[]> {
+  const { members, self } = await deps.xmtp.withSession(async (session) => ({ members: await session.listMembers(groupId), self: session.inboxId }));
+  const recorded = new Set((await deps.members.list(groupId)).map((m) => m.address));
+  const found = members
+    .filter((m) => m.inboxId !== self && m.addresses.length > 0 && !m.addresses.some((a) => recorded.has(a)))
+    .map((m) => [...m.addresses].sort()[0]!);
+  if (found.length === 0 || options.dryRun) return found;
+  await deps.members.recordMany(groupId, found.map((address) => ({ address, via: "reconciled" as const, mode: "keep" as const })));
+  await deps.audit.appendMany(
+    groupId,
+    found.map((address) => ({ source: "reverify" as const, action: "join" as const, address, outcome: "already-member" as const, reason: RECONCILED_REASON })),
+  );
+  return found;
 }
 
 /** Per-address outcome of a removal. */
 export type RemoveResult = { address: Address; result: "removed" | "not-a-member" | "not-on-xmtp" };
 
 /**
- * Removes wallets in one commit; the backend's own inbox is never removed. Their member records and any recent
- * admission outcome go too (a retry of a join that ended "added" a moment ago must not answer SUCCESS). Audited,
+ * Removes wallets in one commit; the backend's own inbox is never removed. Their member records, any recent
+ * admission outcome (a retry of a join that ended "added" a moment ago must not answer SUCCESS) and any admission
+ * still queued (it would add them back; it ends "unavailable") go too. Audited,
  * with `reason` when one is given (the cron's). The caller checks the group is ours.
  * @throws {XmtpUnavailableError}
  * @throws {XmtpGroupNotFoundError}
@@ -227,12 +275,14 @@ export async function removeFromGroup(
         out.push({ address, result: "removed" });
       }
     });
+    // Their admissions still queued must not add them back, nor a recent "added" answer a retry. Forgotten here,
+    // holding the lease, so no holder is serving them meanwhile; and before the commit, so nothing re-adds them.
+    await deps.admissions.forget(groupId, out.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address));
     if (toRemove.length > 0) await session.removeMembers(groupId, toRemove);
     return out;
   });
   // Out of the group now (removed, or found already out).
   const out = results.filter((r) => r.result !== "not-on-xmtp").map((r) => r.address);
-  await deps.admissions.forget(groupId, out);
   await deps.members.remove(groupId, out);
   await deps.audit.appendMany(
     groupId,

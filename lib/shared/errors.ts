@@ -89,9 +89,33 @@ export class StoreUnavailableError extends DependencyUnavailableError {
   override readonly publicMessage = "Storage is temporarily unavailable; try again";
 }
 
+/**
+ * This instance's disk failed the service's local files (full, read-only, an I/O error, too many open files):
+ * another instance, or this one later, may succeed (503).
+ */
+export class LocalStorageError extends DependencyUnavailableError {
+  override readonly name = "LocalStorageError";
+  override readonly publicMessage = "The service could not use its local storage; try again in a moment";
+}
+
+/**
+ * A file-system error (an errno `code` of the file system, such as ENOSPC or EIO) as a {@link LocalStorageError}
+ * (its cause); anything else is answered as it is.
+ */
+export function asLocalStorageError(error: unknown, operation: string): unknown {
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  if (typeof code === "string" && FILE_SYSTEM_CODES.has(code)) return new LocalStorageError(`${operation} failed: ${code}`, { cause: error });
+  return error;
+}
+
+// Errno codes of the file system (network ones, such as ECONNREFUSED, are not this instance's disk).
+const FILE_SYSTEM_CODES: ReadonlySet<string> = new Set([
+  "ENOSPC", "EDQUOT", "EIO", "EROFS", "EACCES", "EPERM", "EMFILE", "ENFILE", "ENOENT", "ENOTDIR", "EISDIR", "EEXIST", "ENOTEMPTY", "EBUSY", "EBADF", "EXDEV", "EFBIG",
+]);
+
 /** Stored data did not have the shape this code writes: a bug or a foreign writer, never the caller's fault (500). */
 export class CorruptStateError extends Error {
-  override readonly name = "CorruptStateError";
+  override readonly name: string = "CorruptStateError";
 }
 
 /**

@@ -33,14 +33,15 @@ export interface WriteFence {
 
 /**
  * Runs one store operation, turning transport and server failures into {@link StoreUnavailableError}.
- * Errors we throw on purpose inside `fn` pass through.
+ * Errors we throw on purpose inside `fn` pass through, and so do bugs (a TypeError that is not a fetch failure).
  */
 export async function storeCall<T>(operation: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    // fetch failures are TypeErrors; the client's own are Upstash*Error.
-    const transport = error instanceof TypeError || (error instanceof Error && /^(Upstash|Abort|Timeout)/.test(error.name));
+    // fetch failures are TypeErrors that carry the network error as their cause (a TypeError without one is a
+    // bug, and must not pass for an outage); the client's own are Upstash*Error.
+    const transport = (error instanceof TypeError && error.cause !== undefined) || (error instanceof Error && /^(Upstash|Abort|Timeout)/.test(error.name));
     if (transport) throw new StoreUnavailableError(`Redis ${operation} failed`, { cause: error });
     throw error;
   }

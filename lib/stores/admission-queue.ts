@@ -22,19 +22,18 @@ export interface PendingAdmission {
 export const MAX_ADMISSION_AGE_MS = 60_000;
 const PENDING_TTL_MS = MAX_ADMISSION_AGE_MS * 2;
 /**
- * How long an ended admission answers a retry: long enough for a person whose request gave up (after 25 s) to ask
- * again. A removal forgets it at once (see {@link AdmissionQueue.forget}).
+ * The longest a request may wait for its admission's outcome: a whole function run (vercel.json's maxDuration),
+ * since a waiter can be held behind the per-instance mutex and the lease for most of it.
  */
-const DONE_TTL_MS: Record<AdmissionOutcome, number> = {
-  added: 60_000,
-  "already-member": 60_000,
-  // Answers that a retry should be able to change soon (an inbox made, a place freed, the network back).
-  "not-on-xmtp": 30_000,
-  full: 30_000,
-  refused: 30_000,
-  "group-gone": 30_000,
-  unavailable: 5_000,
-};
+export const MAX_WAITER_MS = 60_000;
+
+/**
+ * How long an ended admission answers: every waiter must still find the outcome that was decided for it, and a
+ * person whose request gave up (after 25 s) can ask again and be answered from it. Only "added" and
+ * "already-member" answer a new request (see ENQUEUE): any other outcome is asked again at once however long it is
+ * kept. A removal forgets it at once (see {@link AdmissionQueue.forget}).
+ */
+export const OUTCOME_TTL_MS = 2 * MAX_WAITER_MS;
 
 const RecordSchema = v.variant("state", [
   v.object({ state: v.literal("pending"), inboxId: v.string(), source: v.picklist(["webhook", "join-page"]), at: v.string(), atMs: v.number() }),
@@ -42,22 +41,31 @@ const RecordSchema = v.variant("state", [
 ]);
 type AdmissionRecord = v.InferOutput<typeof RecordSchema>;
 
+// Redis's own clock in ms: every instance compares ages on the same clock, whatever its own says.
+const NOW_MS = `
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
 // Queue an admission unless one is waiting already and is not too old (then the caller waits for that one), or
 // one just ended with the wallet in the group (then that is the answer: a retry of a request that gave up).
-// Other ended ones are asked again. ARGV[5]: now, ARGV[6]: the oldest a waiting one may be.
-const ENQUEUE = `
+// Other ended ones are asked again. The record (ARGV[1]) gets its atMs here. ARGV[5]: the oldest a waiting one may be.
+const ENQUEUE = NOW_MS + `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, rec = pcall(cjson.decode, cur)
   if ok and type(rec) == 'table' then
-    if rec.state == 'pending' and tonumber(rec.atMs or 0) >= tonumber(ARGV[5]) - tonumber(ARGV[6]) then return cur end
+    if rec.state == 'pending' and tonumber(rec.atMs or 0) >= nowMs - tonumber(ARGV[5]) then return cur end
     if rec.outcome == 'added' or rec.outcome == 'already-member' then return cur end
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local fresh = cjson.decode(ARGV[1])
+fresh.atMs = nowMs
+local value = cjson.encode(fresh)
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
-return ARGV[1]
+return value
 `;
 
 // Shared ending: a group whose queue (KEYS[1]) is empty leaves the set of groups to serve (KEYS[2], ARGV[1]: the group).
@@ -93,14 +101,22 @@ for i = 3, #KEYS do
 end
 ` + LEAVE_SET_IF_EMPTY;
 
-// Ended admissions (KEYS) are deleted; waiting ones stay (they are being served now).
+// The wallets (records KEYS[3…], addresses ARGV[3…]) were removed: an ended admission is deleted, and one still
+// waiting leaves the queue and ends (ARGV[2]: that record) so it never adds them back; its waiter answers 503.
 const FORGET = `
-for i = 1, #KEYS do
+for i = 3, #KEYS do
   local cur = redis.call('GET', KEYS[i])
-  if cur and string.find(cur, '"state":"done"', 1, true) then redis.call('DEL', KEYS[i]) end
+  if cur then
+    local ok, rec = pcall(cjson.decode, cur)
+    if ok and type(rec) == 'table' and rec.state == 'pending' then
+      redis.call('SET', KEYS[i], ARGV[2], 'PX', ${OUTCOME_TTL_MS})
+      redis.call('LREM', KEYS[1], 0, ARGV[i])
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
 end
-return 1
-`;
+` + LEAVE_SET_IF_EMPTY;
 
 /**
  * Admissions waiting for XMTP, per group, in Redis: any instance queues them, whichever holds the XMTP lease
@@ -116,7 +132,7 @@ export interface AdmissionQueue {
   watch(groupId: string, address: Address): { key: string; until: (value: string | null) => boolean };
   /** Groups with admissions waiting. */
   groups(): Promise<string[]>;
-  /** Up to `max` waiting admissions of a group, first in line first (ones older than {@link MAX_ADMISSION_AGE_MS} are dropped). */
+  /** Up to `max` waiting admissions of a group, first in line first (ones older than {@link MAX_ADMISSION_AGE_MS} by Redis's clock are dropped). */
   take(groupId: string, max: number): Promise<PendingAdmission[]>;
   /**
    * Ends admissions with their outcomes (each ends once: a later retry reads it); under `fence`, only while it is
@@ -124,7 +140,11 @@ export interface AdmissionQueue {
    * @throws {FencedWriteError} a newer lease holder exists.
    */
   complete(groupId: string, results: readonly { address: Address; outcome: AdmissionOutcome }[], fence?: WriteFence): Promise<void>;
-  /** Forgets how these wallets' admissions ended (they were removed: "added" is no longer the answer). */
+  /**
+   * The wallets were removed: forgets how their admissions ended ("added" is no longer the answer), and ends any
+   * still waiting as "unavailable" (it must not add them back; the person may ask again). Call it holding the
+   * XMTP lease, so no holder is serving them meanwhile.
+   */
   forget(groupId: string, addresses: readonly Address[]): Promise<void>;
 }
 
@@ -140,13 +160,13 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
   };
   return {
     async enqueue(groupId, { address, inboxId, source }) {
-      const at = now();
-      const record: AdmissionRecord = { state: "pending", inboxId, source, at: at.toISOString(), atMs: at.getTime() };
+      // atMs is set by the script, from Redis's clock.
+      const record: AdmissionRecord = { state: "pending", inboxId, source, at: now().toISOString(), atMs: 0 };
       const reply = await storeCall("queue admission", () =>
         redis.eval<string[], string>(
           ENQUEUE,
           [recordKey(groupId, address), queueKey(groupId), groupsKey],
-          [JSON.stringify(record), String(PENDING_TTL_MS), address, groupId, String(at.getTime()), String(MAX_ADMISSION_AGE_MS)],
+          [JSON.stringify(record), String(PENDING_TTL_MS), address, groupId, String(MAX_ADMISSION_AGE_MS)],
         ),
       );
       const outcome = outcomeOf(reply);
@@ -161,7 +181,8 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
       const records = await storeCall("read admissions", () => redis.mget<(string | null)[]>(...addresses.map((a) => recordKey(groupId, a))));
       const seen = new Set<string>();
       const stale: string[] = [];
-      const oldest = now().getTime() - MAX_ADMISSION_AGE_MS;
+      const [seconds, micros] = await storeCall("read redis time", () => redis.time());
+      const oldest = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - MAX_ADMISSION_AGE_MS;
       const waiting = addresses.flatMap((address, i) => {
         const rec = read(records[i]);
         const live = rec?.state === "pending" && rec.atMs >= oldest && v.is(StoredAddressSchema, address);
@@ -180,7 +201,7 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
     async complete(groupId, results, fence) {
       const at = now().toISOString();
       if (results.length === 0) return;
-      const args = results.flatMap(({ address, outcome }) => [address, JSON.stringify({ state: "done", outcome, at }), String(DONE_TTL_MS[outcome])]);
+      const args = results.flatMap(({ address, outcome }) => [address, JSON.stringify({ state: "done", outcome, at }), String(OUTCOME_TTL_MS)]);
       const written = await storeCall("end admissions", () =>
         redis.eval<string[], number>(
           COMPLETE,
@@ -192,7 +213,10 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
     },
     async forget(groupId, addresses) {
       if (addresses.length === 0) return;
-      await storeCall("forget admissions", () => redis.eval(FORGET, addresses.map((a) => recordKey(groupId, a)), []));
+      const ended = JSON.stringify({ state: "done", outcome: "unavailable", at: now().toISOString() });
+      await storeCall("forget admissions", () =>
+        redis.eval(FORGET, [queueKey(groupId), groupsKey, ...addresses.map((a) => recordKey(groupId, a))], [groupId, ended, ...addresses]),
+      );
     },
   };
 }

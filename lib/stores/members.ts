@@ -3,8 +3,12 @@ import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { FencedWriteError } from "../shared/errors.js";
 import { parseStored, storeCall, type Redis, type WriteFence } from "../shared/redis.js";
 
-/** How a member got in: through the rules (webhook or join page) or added by the operator (exempt from re-verification). */
-export type MemberVia = "webhook" | "join-page" | "operator";
+/**
+ * How a member got in: through the rules (webhook or join page), added by the operator (exempt from
+ * re-verification), or "reconciled": found in the group on XMTP without a record (a commit that landed when what
+ * followed it failed), re-verified like anyone who joined through the rules.
+ */
+export type MemberVia = "webhook" | "join-page" | "operator" | "reconciled";
 
 /**
  * A member as this backend recorded it. A record whose value does not parse reads as `via: "unknown"` (and no
@@ -37,7 +41,7 @@ export interface MemberStore {
   count(groupId: string): Promise<number>;
 }
 
-const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator"]) });
+const StoredMember = v.object({ joinedAt: v.pipe(v.string(), v.isoTimestamp()), via: v.picklist(["webhook", "join-page", "operator", "reconciled"]) });
 
 // Records members (KEYS[1]) as each one's mode says (ARGV: the time, then triples of address, via, mode), in one
 // step with the fence check when there is one (KEYS[2], ARGV[1]: the holder's fencing number; "" for none).

@@ -3,7 +3,7 @@ import { EligibilitySourceError } from "../eligibility/evaluate.js";
 import type { GroupRegistry } from "../stores/registry.js";
 import type { ReverifyCursor, ReverifyCursorStore } from "../stores/reverify-cursor.js";
 import { describeError } from "../shared/log.js";
-import { removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import { reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
 import type { Address } from "../shared/address.js";
 
 /** Bounds of one re-verification run (a Vercel cron invocation must finish within maxDuration). */
@@ -27,6 +27,8 @@ export interface ReverifyReport {
   readonly groupsChecked: number;
   readonly membersChecked: number;
   readonly removed: { groupId: string; address: string; reason: string }[];
+  /** Members found in a group on XMTP without a record: recorded (unless dry) and checked like the others. */
+  readonly reconciled: { groupId: string; address: string }[];
   /** Members whose holdings could not be read: kept, checked again next time. */
   readonly skipped: { groupId: string; address: string }[];
   /** Groups that failed (XMTP, a record that does not parse, …): recorded, passed over, tried again next round. */
@@ -49,7 +51,8 @@ export interface ReverifyDeps extends MembershipDeps {
 
 /**
  * Re-checks members who joined through the rules against their group's current rules and removes those who no
- * longer qualify (operator-added members and the backend are exempt). Bounded per run (groups, checks, removals,
+ * longer qualify (operator-added members and the backend are exempt); anyone in a group on XMTP without a member
+ * record is recorded first and checked too. Bounded per run (groups, checks, removals,
  * time); the cursor is saved after every group (and where a group was left midway), so a run killed at the
  * function's limit loses nothing; a source failure keeps the member; a group that fails is recorded and passed
  * over; every removal is audited with its reason.
@@ -70,6 +73,7 @@ export async function reverifyMembers(
     groupsChecked: 0,
     membersChecked: 0,
     removed: [] as ReverifyReport["removed"],
+    reconciled: [] as ReverifyReport["reconciled"],
     skipped: [] as ReverifyReport["skipped"],
     failedGroups: [] as ReverifyReport["failedGroups"],
     deferred: 0,
@@ -98,9 +102,12 @@ export async function reverifyMembers(
       const group = await deps.registry.get(groupId);
       if (group?.state === "active") {
         report.groupsChecked++;
-        const members = (await deps.members.list(groupId))
-          .filter((m) => m.via !== "operator" && (after === null || m.address > after))
-          .map((m) => m.address)
+        // Whoever is in the group without a record (a commit that landed when its batch failed) is checked too.
+        const found = await reconcileMembers(deps, groupId, { dryRun: options.dryRun });
+        report.reconciled.push(...found.map((address) => ({ groupId, address })));
+        const recorded = (await deps.members.list(groupId)).filter((m) => m.via !== "operator").map((m) => m.address);
+        const members = [...new Set([...recorded, ...found])]
+          .filter((address) => after === null || address > after)
           .sort();
         const toRemove: { address: Address; reason: string }[] = [];
         let next = 0;
@@ -152,6 +159,7 @@ export async function reverifyMembers(
     groups: report.groupsChecked,
     checked: report.membersChecked,
     removed: report.removed.length,
+    reconciled: report.reconciled.length,
     skipped: report.skipped.length,
     failed: report.failedGroups.length,
     stoppedBy: report.stoppedBy,

@@ -1,5 +1,5 @@
 import type { Address } from "../shared/address.js";
-import { DependencyUnavailableError, NotFoundError } from "../shared/errors.js";
+import { asLocalStorageError, DependencyUnavailableError, LocalStorageError, NotFoundError } from "../shared/errors.js";
 import type { WriteFence } from "../shared/redis.js";
 import { V3_RETIRED } from "./networks.js";
 
@@ -191,15 +191,22 @@ export class XmtpGroupNotFoundError extends NotFoundError {
 // Errors from the native binding (1.9.1) carry only code "GenericFailure" and libxmtp's Display text, so the
 // texts are what can be matched. Transport failures name the API client or the transport.
 const TRANSPORT_FAILURE = /api client error|service is currently unavailable|tcp connect|dns error|deadline|timed? ?out|connection (refused|reset)|transport error|unavailable/i;
-// A commit whose publishing failed or could not be confirmed (GroupError::SyncFailedToWait, and a SyncSummary
-// with publish errors): it may or may not have reached the network. Never a final "no": retry (503), and the
-// retry finds out (a member already added is answered as such).
-const COMMIT_OUTCOME_UNKNOWN = /Sync failed to wait for intent|\d+ errors publishing intents/;
+// A commit whose publishing could not be confirmed (GroupError::SyncFailedToWait): it may or may not have reached
+// the network. Never a final "no": retry (503), and the retry finds out (a member already added is answered as such).
+const COMMIT_OUTCOME_UNKNOWN = /Sync failed to wait for intent/;
+// A SyncSummary with publish errors. A write that waits for its intent (libxmtp's sync_until_intent_resolved)
+// throws one only when that intent ended in its final Error state: XMTP will never send it, a refusal (the caller
+// may split the batch to find what it will not take). From a plain sync (reads, publishing a created group) it
+// says some earlier intent failed to publish, the network perhaps: retry (503).
+const SYNC_SUMMARY_WITH_PUBLISH_ERRORS = /\d+ errors publishing intents/;
+const WRITES_AWAITING_THEIR_INTENT: ReadonlySet<string> = new Set(["addMembers", "removeMembers", "updateGroup", "sendText"]);
+// libxmtp's SQLite and the OS when this instance's disk fails it.
+const LOCAL_STORAGE_FAILURE = /database or disk is full|disk I\/O error|No space left on device|read-only file system/i;
 
 /**
  * Classifies an error thrown by the XMTP SDK (or its double) as one of ours.
- * Network failures, and commits whose outcome is unknown, become {@link XmtpUnavailableError};
- * everything else {@link XmtpOperationError}.
+ * Network failures, and commits whose outcome is unknown, become {@link XmtpUnavailableError}; this instance's
+ * disk failing, {@link LocalStorageError}; everything else (a commit XMTP refused included) {@link XmtpOperationError}.
  */
 export function toXmtpError(error: unknown, operation: string): Error {
   if (error instanceof XmtpUnavailableError || error instanceof XmtpOperationError || error instanceof XmtpGroupNotFoundError) return error;
@@ -213,6 +220,12 @@ export function toXmtpError(error: unknown, operation: string): Error {
   if (COMMIT_OUTCOME_UNKNOWN.test(message)) {
     return new XmtpUnavailableError(`XMTP ${operation} failed: commit not confirmed`, { cause: error });
   }
+  if (SYNC_SUMMARY_WITH_PUBLISH_ERRORS.test(message) && !WRITES_AWAITING_THEIR_INTENT.has(operation)) {
+    return new XmtpUnavailableError(`XMTP ${operation} failed: an earlier write could not be published`, { cause: error });
+  }
+  if (LOCAL_STORAGE_FAILURE.test(message)) return new LocalStorageError(`XMTP ${operation} failed: local storage`, { cause: error });
+  const local = asLocalStorageError(error, `XMTP ${operation}`);
+  if (local !== error) return local as Error;
   return new XmtpOperationError(`XMTP ${operation} failed`, { cause: error });
 }
 

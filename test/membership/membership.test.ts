@@ -70,6 +70,17 @@ describe("admissions share commits", () => {
     expect(await t.app.inboxes.get(crowd[7]!)).toBeUndefined();
   });
 
+  it("a commit whose intent ended in XMTP's Error state is a refusal: the batch is split, the others get in", async () => {
+    const groupId = await openGroup();
+    const crowd = people(6);
+    t.network.refusal = "intent-error";
+    t.network.unaddable.add(t.network.register(crowd[2]!));
+    const answers = await Promise.all(crowd.map((address) => decideJoin(t.app, { groupId, address }, "webhook")));
+    expect(answers[2]).toEqual({ status: "DENIED", reason: ADMIT_DENIAL_REASONS.refused });
+    expect(answers.filter((a) => a.status === "SUCCESS")).toHaveLength(5);
+    expect(t.network.memberAddresses(groupId)).not.toContain(crowd[2]);
+  });
+
   it("a request that gave up waiting and an admission served anyway agree: the retry is SUCCESS, recorded once", async () => {
     const groupId = await openGroup();
     const [patient, impatient] = people(2);
@@ -93,6 +104,23 @@ describe("admissions share commits", () => {
     expect(t.network.memberAddresses(groupId)).not.toContain(person);
     expect(await decideJoin(t.app, { groupId, address: person! }, "webhook")).toEqual({ status: "SUCCESS" });
     expect(t.network.memberAddresses(groupId)).toContain(person);
+  });
+
+  it("an admission queued before the operator removed the person does not add them back", async () => {
+    const groupId = await openGroup();
+    const [member, queued] = people(2);
+    expect(await decideJoin(t.app, { groupId, address: member! }, "webhook")).toEqual({ status: "SUCCESS" });
+    // The person's request queued its admission and gave up waiting; it is still in line…
+    await expect(admit(t.app, { groupId, address: queued!, source: "webhook" }, { waitMs: -1 })).rejects.toBeInstanceOf(XmtpUnavailableError);
+    // …when the operator removes them both.
+    await removeMembers(t.app, groupId, [member!, queued!]);
+    await t.app.xmtp.withSession((s) => serveAdmissions(t.app, s));
+    expect(t.network.memberAddresses(groupId)).not.toContain(queued);
+    expect(t.network.memberAddresses(groupId)).not.toContain(member);
+    expect(await t.app.members.list(groupId)).toEqual([]);
+    // Its waiter is answered 503; asking again is a new join, decided afresh.
+    expect(await t.app.admissions.outcome(groupId, queued!)).toBe("unavailable");
+    expect(await decideJoin(t.app, { groupId, address: queued! }, "webhook")).toEqual({ status: "SUCCESS" });
   });
 
   it("XMTP down while serving: every waiting request answers 503, and nothing is left waiting for later", async () => {

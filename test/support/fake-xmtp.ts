@@ -30,6 +30,15 @@ export function bindingError(message: string): Error {
 const UNAVAILABLE =
   'api client error api client at endpoint "/xmtp.identity.api.v1.IdentityApi/GetInboxIds" has error status: \'The service is currently unavailable\', self: "dns error"';
 
+// libxmtp's SyncSummary (its Display) as sync_until_intent_resolved returns it when the intent ended in Error.
+const INTENT_ERROR_SUMMARY = [
+  "================================= Errors Occured During Sync ===========================",
+  "1 errors publishing intents",
+  "processed 0 total messages, ",
+  "========================================================================================",
+  "",
+].join("\n");
+
 /**
  * An in-memory XMTP network that behaves like the real one where this service cares (checked against the real
  * client and the local node): addresses must be registered (have an inbox) to be added, adding a member twice
@@ -46,6 +55,11 @@ export class FakeXmtpNetwork {
   sessions = 0;
   /** Inboxes XMTP refuses to add (a commit naming one fails as a whole, as the real client's would). */
   readonly unaddable = new Set<string>();
+  /**
+   * How a refused add fails: libxmtp's error for an inbox it cannot resolve, or the SyncSummary it throws when the
+   * commit's intent ended in its final Error state.
+   */
+  refusal: "identity" | "intent-error" = "identity";
   readonly inboxes = new Map<Address, string>();
   readonly groups = new Map<string, FakeGroup>();
 
@@ -142,6 +156,7 @@ export class FakeXmtpNetwork {
         const g = group(groupId);
         const known = new Set(this.inboxes.values());
         const unknown = inboxIds.find((id) => !known.has(id) || this.unaddable.has(id));
+        if (unknown && this.refusal === "intent-error") throw bindingError(INTENT_ERROR_SUMMARY);
         if (unknown) throw bindingError(`Group error: Missing identity update for inbox ${unknown}`);
         const fresh = inboxIds.filter((id) => !g.members.has(id));
         if (fresh.length === 0) return;

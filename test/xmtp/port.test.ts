@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import {
   lazyXmtpPort,
+  toXmtpError,
   withErrorMapping,
   XmtpGroupNotFoundError,
   XmtpOperationError,
@@ -12,6 +13,7 @@ import {
   type XmtpSession,
 } from "../../lib/xmtp/port.js";
 import { bindingError } from "../support/fake-xmtp.js";
+import { LocalStorageError } from "../../lib/shared/errors.js";
 import { testEnv } from "../support/test-app.js";
 
 // Every implementation of the seam (the node-sdk adapter, the double) classifies errors through this wrapper.
@@ -34,6 +36,26 @@ describe("withErrorMapping", () => {
     await expect(failing(bindingError("Group error: Missing identity update")).listMembers("ab")).rejects.toBeInstanceOf(XmtpOperationError);
     const notFound = new XmtpGroupNotFoundError("ab");
     await expect(failing(notFound).listMembers("ab")).rejects.toBe(notFound);
+  });
+});
+
+describe("toXmtpError", () => {
+  const summary = bindingError("=== Errors Occured During Sync ===\n1 errors publishing intents\nprocessed 0 total messages, \n===\n");
+
+  it("takes a sync summary from a write that waited for its intent as a refusal (its intent ended in Error), from a sync as retryable", () => {
+    expect(toXmtpError(summary, "addMembers")).toBeInstanceOf(XmtpOperationError);
+    expect(toXmtpError(summary, "sendText")).toBeInstanceOf(XmtpOperationError);
+    expect(toXmtpError(summary, "listMembers")).toBeInstanceOf(XmtpUnavailableError);
+    expect(toXmtpError(summary, "publishGroup")).toBeInstanceOf(XmtpUnavailableError);
+    // A commit whose outcome is unknown stays retryable.
+    expect(toXmtpError(bindingError("Sync failed to wait for intent"), "addMembers")).toBeInstanceOf(XmtpUnavailableError);
+  });
+
+  it("takes this instance's disk failing as a local storage failure (503), not a refusal", () => {
+    expect(toXmtpError(bindingError("Storage error: database or disk is full"), "addMembers")).toBeInstanceOf(LocalStorageError);
+    const enospc = Object.assign(new Error("ENOSPC: no space left on device, mkdir '/tmp/x'"), { code: "ENOSPC" });
+    expect(toXmtpError(enospc, "client start")).toBeInstanceOf(LocalStorageError);
+    expect(toXmtpError(Object.assign(new Error("connect"), { code: "ECONNREFUSED" }), "client start")).toBeInstanceOf(XmtpOperationError);
   });
 });
 

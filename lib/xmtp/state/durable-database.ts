@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
+import { asLocalStorageError, CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
 import { silentLogger, describeError } from "../../shared/log.js";
 import type { Redis, WriteFence } from "../../shared/redis.js";
@@ -8,7 +8,7 @@ import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseLostError, LeaseNotNeededError, LeaseTimeoutError, type Lease, type LeaseOptions } from "./lease.js";
 import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
-import { createSnapshotStore, type Manifest, type SnapshotStore } from "./snapshot-store.js";
+import { createSnapshotStore, MissingChunkError, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 import { SESSION_BUDGET_MS } from "../port.js";
 
 /** What holds the database open (the XMTP client, or a plain SQLite handle in tests). */
@@ -54,6 +54,12 @@ export { SESSION_BUDGET_MS };
  * before it for an operation already started to finish. A session with less than twice this left does not start.
  */
 const SAVE_RESERVE_MS = 5000;
+
+/** What a failed restore is: a missing chunk needs an operator (503 naming the recovery), a failing disk is this instance's (503). */
+function restoreFailure(error: unknown): unknown {
+  if (error instanceof MissingChunkError) return error;
+  return asLocalStorageError(error, "Restoring the XMTP database");
+}
 
 /** How long a session's work may start new network work after it took the lease (a shorter session budget caps it). */
 const DEFAULT_WORK_BUDGET_MS = 25_000;
@@ -134,6 +140,7 @@ export interface DurableDatabase {
    * @throws {NeedsRecoveryError} the installation is marked for recovery (503).
    * @throws {StoredStateLostError} nothing is stored, but an installation is recorded or the network lists some (503).
    * @throws {import("./snapshot-store.js").MissingChunkError} the stored version lacks a chunk (503; nothing ran).
+   * @throws {import("../../shared/errors.js").LocalStorageError} this instance's disk failed the restore (503).
    * @throws {PersistFailedError} the work succeeded but its result could not be saved, and it was not `savedAhead` (503).
    * @throws {import("../../shared/errors.js").CorruptStateError} the stored version does not verify (500; nothing ran).
    */
@@ -348,7 +355,9 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           const marker = await store.readRecoveryMarker();
           if (marker) throw new NeedsRecoveryError(marker.reason);
           const base = await store.readManifest();
-          await sync(holder, base);
+          await sync(holder, base).catch((error: unknown) => {
+            throw restoreFailure(error);
+          });
           await step("restored");
           const leasedAt = Date.now();
           const stopAt = deadline - reserveMs;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { CorruptStateError } from "../../shared/errors.js";
+import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Manifest, ManifestFile } from "./snapshot-store.js";
 
 /**
@@ -61,9 +61,10 @@ export async function readLocalSet(dbPath: string, chunkSize: number): Promise<L
   return files;
 }
 
-/** The files kept changing while being read: no consistent copy could be taken (the save is retried). */
-export class UnstableFilesError extends Error {
+/** The files kept changing while being read: no consistent copy could be taken (the save is retried; 503). */
+export class UnstableFilesError extends DependencyUnavailableError {
   override readonly name = "UnstableFilesError";
+  override readonly publicMessage = "The service could not save its state; try again in a moment";
 }
 
 const sameSet = (a: readonly LocalFile[], b: readonly LocalFile[]) =>
