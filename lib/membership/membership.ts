@@ -126,6 +126,7 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
       try {
         await admitBatch(session, groupId, batch, async (decided) => {
           const now = batch.filter((a) => decided.has(a.address) && !ended.has(a.address));
+          if (now.length === 0) return;
           await record(deps, groupId, now, decided, session.fence);
           await deps.admissions.complete(groupId, now.map((a) => ({ address: a.address, outcome: decided.get(a.address)! })), session.fence);
           for (const a of now) ended.add(a.address);

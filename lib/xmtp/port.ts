@@ -236,9 +236,13 @@ export function withErrorMapping(session: XmtpSession): XmtpSession {
 
 /** Wraps every method of a session so whatever it throws passes through `map` (given the method's name). */
 export function mapSessionErrors(session: XmtpSession, map: (error: unknown, method: string) => unknown): XmtpSession {
-  const wrapped: Record<string, unknown> = { inboxId: session.inboxId, installationId: session.installationId, deadline: session.deadline };
+  const wrapped: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(session)) {
-    if (typeof value !== "function") continue;
+    // Plain values (ids, deadline, fence) as they are.
+    if (typeof value !== "function") {
+      wrapped[name] = value;
+      continue;
+    }
     const method = value as (...args: unknown[]) => Promise<unknown>;
     wrapped[name] = async (...args: unknown[]) => {
       try {

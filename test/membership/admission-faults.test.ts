@@ -28,7 +28,7 @@ async function instanceFailingCommitsAfter(deployment: Deployment, landed: numbe
   const instance = track(
     await startRealInstance(deployment, {}, {
       onStep: async (step, path) => {
-        if (!armed || step !== "write-held" || !path?.endsWith("/SendGroupMessages")) return;
+        if (!armed || step !== "write-held" || !path?.includes("SendGroupMessages")) return;
         if (++sent === landed + 1) await injectFaults(deployment.appVersion, [{ method: "SendGroupMessages", commitsOnly: true, when: "before", count: 50 }]);
       },
     }),
