@@ -5,6 +5,7 @@ import { CorruptStateError } from "../lib/shared/errors.js";
 import { createRedis } from "../lib/shared/redis.js";
 import { recoverInstallation } from "../lib/xmtp/state/recovery.js";
 import { createSnapshotStore } from "../lib/xmtp/state/snapshot-store.js";
+import { createNetworkChoice } from "../lib/xmtp/state/network-choice.js";
 import { createWalletSigner } from "../lib/xmtp/signer.js";
 
 // `npm run xmtp:recover -- [--status] [--force] [--allow-new-installation]`: shows the installation's state,
@@ -14,6 +15,8 @@ const args = new Set(process.argv.slice(2));
 const config = getConfig();
 const redis = createRedis(config.redis, { plainResponses: true });
 const store = createSnapshotStore(redis, config.redis.keyPrefix);
+// After XMTP's cutover the revoke is an identity update like any other write: it goes to the gateway.
+const network = (await createNetworkChoice(redis, config.redis.keyPrefix).read()) ?? config.xmtp.network;
 
 if (args.has("--status")) {
   const [manifest, marker, newInstallationAllowed, installation] = await Promise.all([
@@ -28,6 +31,7 @@ if (args.has("--status")) {
   console.log(
     JSON.stringify(
       {
+        network,
         installation,
         version: manifest?.version ?? null,
         committedAt: manifest?.committedAt ?? null,
@@ -53,7 +57,8 @@ const report = await recoverInstallation(
   {
     redis,
     store,
-    revoke: (inboxId, ids) => Client.revokeInstallations(signer, inboxId, ids.map((id) => hexToBytes(`0x${id}`)), config.xmtp.env),
+    revoke: (inboxId, ids) =>
+      Client.revokeInstallations(signer, inboxId, ids.map((id) => hexToBytes(`0x${id}`)), config.xmtp.env, network === "d14n" ? (config.xmtp.gatewayHost ?? undefined) : undefined),
   },
   { force: args.has("--force") },
 );

@@ -95,4 +95,22 @@ describe("loadConfig", () => {
   it("treats empty variables as unset (as the dashboard can leave them)", () => {
     expect(loadConfig({ ...valid, LINK_SERVICE_URL: "", REDIS_KEY_PREFIX: " " }).redis.keyPrefix).toBe("tg");
   });
+
+  it("starts on V3 with no gateway; XMTP_GATEWAY_HOST arms the decentralized network, XMTP_NETWORK=d14n starts there", () => {
+    expect(loadConfig(valid).xmtp).toMatchObject({ network: "v3", gatewayHost: null, apiUrl: null });
+    const armed = loadConfig({ ...valid, XMTP_GATEWAY_HOST: "https://gateway.example.com/" });
+    expect(armed.xmtp).toMatchObject({ network: "v3", gatewayHost: "https://gateway.example.com" });
+    expect(loadConfig({ ...valid, XMTP_GATEWAY_HOST: "https://gateway.example.com", XMTP_NETWORK: "d14n" }).xmtp.network).toBe("d14n");
+    expect(loadConfig({ ...valid, XMTP_API_URL: "http://localhost:5556" }).xmtp.apiUrl).toBe("http://localhost:5556");
+  });
+
+  it("refuses d14n without a gateway, an unknown network, and a gateway that is not https (or local http), naming only the variable", () => {
+    expect(problem({ ...valid, XMTP_NETWORK: "d14n" }).variables).toEqual(["XMTP_NETWORK"]);
+    expect(problem({ ...valid, XMTP_NETWORK: "v4" }).variables).toEqual(["XMTP_NETWORK"]);
+    const secret = "http://gateway.internal.example:5050/?key=s3cret";
+    const error = problem({ ...valid, XMTP_GATEWAY_HOST: secret });
+    expect(error.variables).toEqual(["XMTP_GATEWAY_HOST"]);
+    expect(error.message).not.toContain("s3cret");
+    expect(problem({ ...valid, XMTP_API_URL: "ftp://node.example" }).variables).toEqual(["XMTP_API_URL"]);
+  });
 });

@@ -13,7 +13,7 @@ import { runWorker } from "../support/spawn-worker.js";
 import { startUpstashBridge } from "../../local/redis/upstash-bridge.js";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { createApp } from "../../lib/app.js";
-import { loadConfig } from "../../lib/config.js";
+import { loadConfig, type XmtpProtocol } from "../../lib/config.js";
 import { createGroup } from "../../lib/use-cases/create-group.js";
 import { issueChallenge, joinWithSignature, loadJoinPage } from "../../lib/use-cases/sign-in-join.js";
 import { renderJoinPage } from "../../lib/http/join-page-html.js";
@@ -21,7 +21,7 @@ import { createSignatureVerifier } from "../../lib/services/signature-verifier.j
 import { silentLogger } from "../../lib/shared/log.js";
 import { createWalletSigner } from "../../lib/xmtp/signer.js";
 import { FakeXmtpNetwork } from "../support/fake-xmtp.js";
-import { createPerson } from "../support/xmtp-people.js";
+import { createPerson, PROTOCOLS } from "../support/xmtp-people.js";
 import { ensureLocalXmtpNode, nodeHealth, nodeRequest } from "../../local/xmtp-node/launcher.js";
 import { decideJoin } from "../../lib/use-cases/decide-join.js";
 import { addMembers, sendMessage } from "../../lib/use-cases/operator.js";
@@ -29,7 +29,7 @@ import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
 // Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
-// launch (crowds joining at once).
+// launch (crowds joining at once); the last two on XMTP V3 and on the decentralized network (d14n).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
 const only = process.argv[2]?.split(",");
 const want = (section: string) => !only || only.includes(section);
@@ -228,13 +228,13 @@ if (want("join")) {
  * Runs a section against the local XMTP node with `latencyMs` added to every call; afterwards the node's latency is
  * what it was, the section's database directories are gone and a node started here is stopped.
  */
-async function onLocalNode(latencyMs: number, section: (dirs: string[]) => Promise<void>): Promise<void> {
+async function onLocalNode(latencyMs: number, section: (dirs: string[], gatewayUrl: string) => Promise<void>): Promise<void> {
   const node = await ensureLocalXmtpNode();
   const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
   await nodeRequest("/control", { body: { latencyMs } });
   const dirs: string[] = [];
   try {
-    await section(dirs);
+    await section(dirs, node.gatewayUrl);
   } finally {
     await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -246,8 +246,10 @@ async function onLocalNode(latencyMs: number, section: (dirs: string[]) => Promi
  * One deployment against the local XMTP node and the bench's Redis (under `keyPrefix`): each call starts an instance
  * with a database directory of its own (listed in `dirs` for removal).
  */
-function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead: boolean } = { writeAhead: true }) {
+function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead?: boolean; protocol: XmtpProtocol; gatewayUrl: string }) {
   const env = {
+    XMTP_NETWORK: options.protocol,
+    XMTP_GATEWAY_HOST: options.gatewayUrl,
     XMTP_WALLET_KEY: generatePrivateKey(),
     XMTP_DB_ENCRYPTION_KEY: "33".repeat(32),
     XMTP_ENV: "local",
@@ -268,7 +270,7 @@ function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhea
       redis: createRedis(config.redis, { plainResponses: true }),
       keyPrefix: config.redis.keyPrefix,
       logger: silentLogger,
-      ...(options.writeAhead ? {} : { unsafeWithoutWriteAhead: true }),
+      ...(options.writeAhead === false ? { unsafeWithoutWriteAhead: true } : {}),
     });
     return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
   };
@@ -276,8 +278,9 @@ function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhea
 
 // The real XMTP client (libxmtp 1.9.1) against the local XMTP node with 40 ms added to every call, as a
 // remote node would be: whole use cases, each inside its durable session (lease, restore, persist to Redis).
-if (want("xmtp")) {
-  await onLocalNode(40, async (dirs) => {
+for (const protocol of want("xmtp") ? PROTOCOLS : []) {
+  await onLocalNode(40, async (dirs, gatewayUrl) => {
+    const personOn = { protocol, gatewayHost: gatewayUrl };
     const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
     const p50 = (t: number[]) => sorted(t)[Math.floor((t.length - 1) * 0.5)]!;
     const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
@@ -285,11 +288,11 @@ if (want("xmtp")) {
 
     /** Whole use cases on one deployment of their own, with or without saving ahead of the network's writes. */
     const measure = async (writeAhead: boolean) => {
-      const label = writeAhead ? "real XMTP @40 ms" : "real XMTP @40 ms, no write-ahead (unsafe baseline)";
+      const label = writeAhead ? `real XMTP ${protocol} @40 ms` : `real XMTP ${protocol} @40 ms, no write-ahead (unsafe baseline)`;
       const line = (name: string, t: number[], note: string) => rows.push(["-", `${label}: ${name}`, `p50 ${pct(t, 0.5)} ms, p95 ${pct(t, 0.95)} ms`, "", note]);
-      const startInstance = localDeployment(dirs, `benchxmtp${Date.now()}${writeAhead ? "w" : "u"}`, { writeAhead });
+      const startInstance = localDeployment(dirs, `benchxmtp${Date.now()}${writeAhead ? "w" : "u"}`, { writeAhead, protocol, gatewayUrl });
       const a = await startInstance();
-      const people = await Promise.all(Array.from({ length: 10 }, () => createPerson()));
+      const people = await Promise.all(Array.from({ length: 10 }, () => createPerson(personOn)));
       await a.app.xmtp.withSession(async () => undefined); // the backend's inbox registered once, outside the figures
 
       const creates: number[] = [];
@@ -335,7 +338,7 @@ if (want("xmtp")) {
     const unsafe = await measure(false);
     const safe = await measure(true);
     const ratio = (name: string, s: number[], u: number[]) =>
-      rows.push(["-", `write-ahead cost: ${name}`, `${(p50(s) / p50(u)).toFixed(2)}×`, "", `p50 ${p50(s).toFixed(0)} ms vs ${p50(u).toFixed(0)} ms without (goal ≤ 1.3× per commit)`]);
+      rows.push(["-", `write-ahead cost ${protocol}: ${name}`, `${(p50(s) / p50(u)).toFixed(2)}×`, "", `p50 ${p50(s).toFixed(0)} ms vs ${p50(u).toFixed(0)} ms without (goal ≤ 1.3× per commit)`]);
     ratio("join (one commit)", safe.joins, unsafe.joins);
     ratio("create (one commit)", safe.creates, unsafe.creates);
     ratio("operator send (one message)", safe.sends, unsafe.sends);
@@ -344,14 +347,15 @@ if (want("xmtp")) {
 
 // Launch day: crowds joining at once over two instances, the real client against the local node with 40 ms per
 // call; admissions are queued in Redis and served in shared commits by whichever instance holds the lease.
-if (want("launch")) {
-  await onLocalNode(0, async (dirs) => {
+for (const protocol of want("launch") ? PROTOCOLS : []) {
+  await onLocalNode(0, async (dirs, gatewayUrl) => {
     const people: Awaited<ReturnType<typeof createPerson>>[] = [];
+    const launch = `launch ${protocol} @40 ms`;
     try {
-      const startInstance = localDeployment(dirs, `benchlaunch${Date.now()}`);
+      const startInstance = localDeployment(dirs, `benchlaunch${Date.now()}`, { protocol, gatewayUrl });
       const [a, b] = [await startInstance(), await startInstance()];
       // The crowd registers first, at full speed (that is not what is measured).
-      for (let i = 0; i < 250; i += 25) people.push(...(await Promise.all(Array.from({ length: 25 }, () => createPerson()))));
+      for (let i = 0; i < 250; i += 25) people.push(...(await Promise.all(Array.from({ length: 25 }, () => createPerson({ protocol, gatewayHost: gatewayUrl })))));
       await a.app.xmtp.withSession(async () => undefined);
       await b.app.xmtp.withSession(async () => undefined);
       await nodeRequest("/control", { body: { latencyMs: 40 } });
@@ -373,7 +377,7 @@ if (want("launch")) {
       const seqStart = performance.now();
       for (const p of people.slice(0, 5)) await decideJoin(a.app, { groupId: g1, address: p.address }, "webhook");
       const sequentialRate = 5 / ((performance.now() - seqStart) / 1000);
-      rows.push(["-", "launch @40 ms: 5 joins one after another", `${sequentialRate.toFixed(2)} joins/s`, "", "the baseline of the row below"]);
+      rows.push(["-", `${launch}: 5 joins one after another`, `${sequentialRate.toFixed(2)} joins/s`, "", "the baseline of the row below"]);
 
       // 100 at once over two instances.
       const g2 = (await createGroup(a.app, { name: "Hundred", description: "", rules: { type: "open" } })).groupId;
@@ -386,7 +390,7 @@ if (want("launch")) {
       const ownViews = await Promise.all(people.slice(0, 100).map(async (p) => (await p.group(g2)) !== null));
       rows.push([
         "-",
-        "launch @40 ms: 100 joins at once, 2 instances",
+        `${launch}: 100 joins at once, 2 instances`,
         `${rate2.toFixed(1)} joins/s (${(rate2 / sequentialRate).toFixed(1)}× sequential)`,
         "",
         `${ok2}/100 SUCCESS; slowest ${(slowest2 / 1000).toFixed(2)} s; ${(await commitsOf(g2)) - c2} commits; a member sees ${memberView.length - 1} + backend; ${ownViews.filter(Boolean).length}/100 see the group themselves`,
@@ -402,7 +406,7 @@ if (want("launch")) {
       const recorded = await a.app.members.count(g3);
       rows.push([
         "-",
-        "launch @40 ms: 250 joins at once for a new group",
+        `${launch}: 250 joins at once for a new group`,
         `all answered in ${(slowest3 / 1000).toFixed(1)} s`,
         "",
         `${ok3} SUCCESS, ${denied3} DENIED full, ${250 - ok3 - denied3} other; ${onXmtp} members on XMTP (backend included), ${recorded} member records`,
@@ -414,7 +418,7 @@ if (want("launch")) {
       const [addMs, added] = await time(() => addMembers(a.app, g4, people.slice(0, 50).map((p) => p.address)));
       rows.push([
         "-",
-        "launch @40 ms: operator add of 50",
+        `${launch}: operator add of 50`,
         ms(addMs),
         "",
         `${added.results.filter((r) => r.result === "added").length} added in ${(await commitsOf(g4)) - c4} commit(s)`,

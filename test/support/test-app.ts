@@ -77,8 +77,7 @@ export interface Deployment {
   readonly protocol: XmtpProtocol;
 }
 
-/** Which of XMTP's protocols a test runs on (`XMTP_PROTOCOLS=v3` or `=d14n` narrows a run to one). */
-export const PROTOCOLS: readonly XmtpProtocol[] = (process.env.XMTP_PROTOCOLS?.split(",") ?? ["v3", "d14n"]).filter((p): p is XmtpProtocol => p === "v3" || p === "d14n");
+export { PROTOCOLS } from "./xmtp-people.js";
 
 /**
  * A deployment of its own: fresh backend wallet, fresh key prefix, the local XMTP node, no link service unless `env`

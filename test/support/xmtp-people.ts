@@ -28,6 +28,9 @@ export interface Person {
   close(): Promise<void>;
 }
 
+/** Which of XMTP's protocols the tests and benchmarks run on (`XMTP_PROTOCOLS=v3` or `=d14n` narrows a run to one). */
+export const PROTOCOLS: readonly XmtpProtocol[] = (process.env.XMTP_PROTOCOLS?.split(",") ?? ["v3", "d14n"]).filter((p): p is XmtpProtocol => p === "v3" || p === "d14n");
+
 /** Where a person's client connects: the shared local node in either protocol, or a node of a test's own. */
 export interface PersonNetwork {
   readonly protocol?: XmtpProtocol;
