@@ -17,10 +17,14 @@ import {
   type XmtpSession,
 } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
+import { forEachAtMost } from "../shared/concurrency.js";
 import type { WriteFence } from "../shared/redis.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */
 export type JoinDoor = PendingAdmission["source"];
+
+/** Groups whose admissions one session serves at the same time. */
+const GROUPS_AT_ONCE = 8;
 
 /** Admissions of one group served in one session, at most (the queue may hold more). */
 const BATCH_PER_GROUP = 250;
@@ -117,10 +121,12 @@ function settled(outcome: AdmissionOutcome): Exclude<AdmissionOutcome, "unavaila
 export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession): Promise<void> {
   for (;;) {
     let served = 0;
-    for (const groupId of await deps.admissions.groups()) {
+    // Oldest first, several groups at once: each group is its own MLS state, so their commits need not wait for
+    // each other (their checkpoints are shared, see the durable database's group commit).
+    await forEachAtMost(await deps.admissions.groupsOldestFirst(), GROUPS_AT_ONCE, async (groupId) => {
       if (Date.now() >= session.deadline) return;
       const batch = await deps.admissions.take(groupId, BATCH_PER_GROUP);
-      if (batch.length === 0) continue;
+      if (batch.length === 0) return;
       served += batch.length;
       const ended = new Set<Address>();
       try {
@@ -140,10 +146,10 @@ export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession
         const outcome: AdmissionOutcome = gone ? "group-gone" : "unavailable";
         await deps.admissions.complete(groupId, batch.filter((a) => !ended.has(a.address)).map((a) => ({ address: a.address, outcome })), session.fence);
         // Only this group failed: the others are still served.
-        if (gone || error instanceof XmtpOperationError) continue;
+        if (gone || error instanceof XmtpOperationError) return;
         throw error;
       }
-    }
+    });
     if (served === 0) return;
   }
 }

@@ -68,6 +68,28 @@ redis.call('SADD', KEYS[3], ARGV[4])
 return value
 `;
 
+// The groups (KEYS[1]) by when the first in line of each was queued (its record's atMs; 0 when unreadable, so a
+// group whose head is stale is visited first and cleaned up). ARGV: the queue and record key prefixes.
+const OLDEST_FIRST = `
+local out = {}
+for _, g in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local at = 0
+  local head = redis.call('LINDEX', ARGV[1] .. g, 0)
+  if head then
+    local cur = redis.call('GET', ARGV[2] .. g .. ':' .. head)
+    if cur then
+      local ok, rec = pcall(cjson.decode, cur)
+      if ok and type(rec) == 'table' and tonumber(rec.atMs) then at = tonumber(rec.atMs) end
+    end
+  end
+  table.insert(out, {g, at})
+end
+table.sort(out, function(a, b) return a[2] < b[2] end)
+local ids = {}
+for i, pair in ipairs(out) do ids[i] = pair[1] end
+return ids
+`;
+
 // Shared ending: a group whose queue (KEYS[1]) is empty leaves the set of groups to serve (KEYS[2], ARGV[1]: the group).
 const LEAVE_SET_IF_EMPTY = `
 if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
@@ -132,6 +154,8 @@ export interface AdmissionQueue {
   watch(groupId: string, address: Address): { key: string; until: (value: string | null) => boolean };
   /** Groups with admissions waiting. */
   groups(): Promise<string[]>;
+  /** Groups with admissions waiting, the one whose first in line has waited longest first. */
+  groupsOldestFirst(): Promise<string[]>;
   /** Up to `max` waiting admissions of a group, first in line first (ones older than {@link MAX_ADMISSION_AGE_MS} by Redis's clock are dropped). */
   take(groupId: string, max: number): Promise<PendingAdmission[]>;
   /**
@@ -175,6 +199,8 @@ export function createAdmissionQueue(redis: Redis, keyPrefix: string, now: () =>
     outcome: async (groupId, address) => outcomeOf(await storeCall("read admission", () => redis.get<string>(recordKey(groupId, address)))),
     watch: (groupId, address) => ({ key: recordKey(groupId, address), until: (value) => outcomeOf(value) !== null }),
     groups: async () => (await storeCall("list admission groups", () => redis.smembers(groupsKey))).map(String),
+    groupsOldestFirst: async () =>
+      (await storeCall("list admission groups", () => redis.eval<string[], unknown[]>(OLDEST_FIRST, [groupsKey], [`${keyPrefix}:adm:q:`, `${keyPrefix}:adm:`]))).map(String),
     async take(groupId, max) {
       const addresses = (await storeCall("read admission queue", () => redis.lrange<string>(queueKey(groupId), 0, max - 1))).map(String);
       if (addresses.length === 0) return [];

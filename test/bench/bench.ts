@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRedis } from "../../lib/shared/redis.js";
-import { createDurableDatabase, type DatabaseHolder } from "../../lib/xmtp/state/durable-database.js";
+import { createDurableDatabase, LEASE_TTL_MS, type DatabaseHolder } from "../../lib/xmtp/state/durable-database.js";
 import { acquireLease } from "../../lib/xmtp/state/lease.js";
 import { createEligibilityService } from "../../lib/eligibility/service.js";
 import { POAP_CONTRACT } from "../../lib/eligibility/onchain.js";
@@ -29,7 +29,7 @@ import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
 // Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
-// launch (crowds joining at once); the last two on XMTP V3 and on the decentralized network (d14n).
+// launch (crowds joining at once), scale (many groups at once); the last three on XMTP V3 and on the decentralized network (d14n).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
 const only = process.argv[2]?.split(",");
 const want = (section: string) => !only || only.includes(section);
@@ -423,6 +423,63 @@ for (const protocol of want("launch") ? PROTOCOLS : []) {
         "",
         `${added.results.filter((r) => r.result === "added").length} added in ${(await commitsOf(g4)) - c4} commit(s)`,
       ]);
+      await a.xmtp.close();
+      await b.xmtp.close();
+    } finally {
+      for (const p of people) await p.close();
+    }
+  });
+}
+
+// Many groups: the same crowd joining one group, then spread over 30 groups (4 each), over two instances, the real
+// client against the local node with 40 ms per call; then a holder that died with the lease: how long until any
+// group takes work again.
+for (const protocol of want("scale") ? PROTOCOLS : []) {
+  await onLocalNode(0, async (dirs, gatewayUrl) => {
+    const people: Awaited<ReturnType<typeof createPerson>>[] = [];
+    const label = `scale ${protocol} @40 ms`;
+    try {
+      const keyPrefix = `benchscale${Date.now()}`;
+      const startInstance = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl });
+      const [a, b] = [await startInstance(), await startInstance()];
+      for (let i = 0; i < 240; i += 30) people.push(...(await Promise.all(Array.from({ length: 30 }, () => createPerson({ protocol, gatewayHost: gatewayUrl })))));
+      const one = (await createGroup(a.app, { name: "One", description: "", rules: { type: "open" } })).groupId;
+      const many: string[] = [];
+      for (let i = 0; i < 30; i++) many.push((await createGroup(b.app, { name: `Team ${i}`, description: "", rules: { type: "open" } })).groupId);
+      await nodeRequest("/control", { body: { latencyMs: 40 } });
+      const crowd = async (pairs: [string, (typeof people)[number]][]) => {
+        const started = performance.now();
+        const answers = await Promise.all(
+          pairs.map(async ([groupId, p], i) => {
+            const t0 = performance.now();
+            const answer = await decideJoin((i % 2 ? a : b).app, { groupId, address: p.address }, "webhook").catch((e: unknown) => ({ status: `error ${(e as Error).name}` }));
+            return { ok: answer.status === "SUCCESS", ms: performance.now() - t0 };
+          }),
+        );
+        const times = answers.map((x) => x.ms).sort((x, y) => x - y);
+        return { rate: pairs.length / ((performance.now() - started) / 1000), ok: answers.filter((x) => x.ok).length, median: times[Math.floor(times.length / 2)]!, slowest: times.at(-1)! };
+      };
+      const single = await crowd(people.slice(0, 120).map((p) => [one, p]));
+      rows.push(["-", `${label}: 120 joins into 1 group, 2 instances`, `${single.rate.toFixed(1)} joins/s`, "", `${single.ok}/120 SUCCESS; median ${(single.median / 1000).toFixed(2)} s, slowest ${(single.slowest / 1000).toFixed(2)} s`]);
+      const spreadPeople = people.slice(120, 240);
+      const spread = await crowd(spreadPeople.map((p, i) => [many[i % 30]!, p]));
+      await nodeRequest("/control", { body: { latencyMs: 0 } });
+      const seen = await Promise.all(spreadPeople.map(async (p, i) => (await p.group(many[i % 30]!)) !== null));
+      rows.push([
+        "-",
+        `${label}: 120 joins over 30 groups (4 each), 2 instances`,
+        `${spread.rate.toFixed(1)} joins/s (${(spread.rate / single.rate).toFixed(2)}× one group)`,
+        "",
+        `${spread.ok}/120 SUCCESS; median ${(spread.median / 1000).toFixed(2)} s, slowest ${(spread.slowest / 1000).toFixed(2)} s; ${seen.filter(Boolean).length}/120 see their group themselves (goal ≥ 0.8×, slowest ≤ 10 s)`,
+      ]);
+      // A holder that died mid-commit leaves the lease behind until it expires: then any group takes work again.
+      await nodeRequest("/control", { body: { latencyMs: 40 } });
+      const late = people.slice(0, 2);
+      await redis.set(`${keyPrefix}:xmtpdb:lease`, "a-holder-that-died", { px: LEASE_TTL_MS });
+      const t0 = performance.now();
+      const after = await decideJoin(a.app, { groupId: many[7]!, address: late[0]!.address }, "webhook");
+      const recovered = performance.now() - t0;
+      rows.push(["-", `${label}: a group's next join after its holder died`, `${(recovered / 1000).toFixed(2)} s`, "", `${after.status}; lease TTL ${LEASE_TTL_MS / 1000} s (goal ≤ 5 s for every group)`]);
       await a.xmtp.close();
       await b.xmtp.close();
     } finally {

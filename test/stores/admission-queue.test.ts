@@ -8,6 +8,20 @@ const addr = (n: number): `0x${string}` => `0x${n.toString(16).padStart(40, "0")
 const inbox = (n: number) => n.toString(16).padStart(64, "a");
 
 describe("admission queue", () => {
+  it("lists groups oldest first: by when the first in line of each was queued (Redis's clock), not in set order", async () => {
+    const q = createAdmissionQueue(redis, prefix());
+    const order = ["g5", "g2", "g9", "g1", "g7", "g3"];
+    for (const [i, g] of order.entries()) {
+      await q.enqueue(g, { address: addr(i + 1), inboxId: inbox(i + 1), source: "webhook" });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    // A later admission in an old group does not make the group younger.
+    await q.enqueue("g5", { address: addr(99), inboxId: inbox(99), source: "webhook" });
+    expect(await q.groupsOldestFirst()).toEqual(order);
+    await q.complete("g5", [{ address: addr(1), outcome: "added" }]);
+    expect(await q.groupsOldestFirst()).toEqual([...order.slice(1), "g5"]);
+  });
+
   it("keeps admissions in line per group, hands them to the holder, and each ends once with its outcome", async () => {
     const q = createAdmissionQueue(redis, prefix());
     for (let i = 1; i <= 3; i++) expect(await q.enqueue("g", { address: addr(i), inboxId: inbox(i), source: "webhook" })).toEqual({ state: "queued" });

@@ -70,6 +70,12 @@ export class SessionDeadlineError extends DependencyUnavailableError {
   override readonly publicMessage = "The service is busy; try again in a moment";
 }
 
+/**
+ * How long the lease lives unrenewed (renewed every third of it while held): after a holder dies, the next one
+ * takes over within this, for every group. Short, because renewals are cheap and a dead holder stalls everyone.
+ */
+export const LEASE_TTL_MS = 5000;
+
 /** How long a session whose writes were saved ahead keeps retrying its final save. */
 const FINAL_SAVE_BUDGET_SAVED_AHEAD_MS = 3000;
 
@@ -180,6 +186,8 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   const exclusive = createMutex();
   // Checkpoints and the final save of a session, one at a time (a background write may checkpoint as the work ends).
   const saving = createMutex();
+  // The checkpoint that writes asking now would share (see `checkpoint`).
+  let nextCheckpoint: { started: boolean; done: Promise<void> } | null = null;
   const step = async (name: SessionStep) => options.onStep?.(name);
   // The manifest the local files are known to equal; null when unknown (cold start, failed restore or commit).
   let local: Manifest | null = null;
@@ -315,8 +323,13 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
     },
     unsettle: (item) => void active?.unsettled.add(item),
     settle: (item) => void active?.unsettled.delete(item),
-    checkpoint: () =>
-      saving(async () => {
+    checkpoint: () => {
+      // Group commit: writes that ask while no save has started yet share the next one (their state is on disk by
+      // then); one that asks after a save started reading waits for the save after it.
+      if (nextCheckpoint && !nextCheckpoint.started) return nextCheckpoint.done;
+      const round: { started: boolean; done: Promise<void> } = { started: false, done: Promise.resolve() };
+      round.done = saving(async () => {
+        round.started = true;
         const session = active;
         if (!session) throw new PersistFailedError("No XMTP session is running: nothing may be written to the network now");
         if (session.lease.signal.aborted) throw lostError(session.lease);
@@ -324,7 +337,10 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         // The client waits on this write and retries a refused one itself: one attempt, no retries here.
         await save(session, Date.now());
         await step("checkpointed");
-      }),
+      });
+      nextCheckpoint = round;
+      return round.done;
+    },
     run: (holder, work, runOptions = {}) => {
       // The wait on this instance counts: the session's time starts with the call.
       const called = Date.now();
@@ -341,7 +357,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
         const lease = await acquireLease(options.redis, {
           leaseKey: store.keys.lease,
           fenceKey: store.keys.fence,
-          ttlMs: options.leaseTtlMs ?? 30_000,
+          ttlMs: options.leaseTtlMs ?? LEASE_TTL_MS,
           waitMs: leaseWaitMs,
           ...(runOptions.watch ? { watch: runOptions.watch } : {}),
         }).catch((error: unknown) => {
