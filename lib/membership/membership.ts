@@ -24,7 +24,7 @@ import type { WriteFence } from "../shared/redis.js";
 export type JoinDoor = PendingAdmission["source"];
 
 /** Groups whose admissions one session serves at the same time. */
-const GROUPS_AT_ONCE = 8;
+const GROUPS_AT_ONCE = 32;
 
 /** Admissions of one group served in one session, at most (the queue may hold more). */
 const BATCH_PER_GROUP = 250;

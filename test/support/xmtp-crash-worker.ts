@@ -14,6 +14,8 @@ import { startCuttableProxy } from "./cuttable-proxy.js";
 /** The operation the instance runs. */
 export type CrashOp =
   | { readonly kind: "join" | "add" | "remove"; readonly groupId: string; readonly address: Address }
+  /** Joins into different groups at once: their commits go out side by side and share checkpoints. */
+  | { readonly kind: "joins"; readonly joins: readonly { readonly groupId: string; readonly address: Address }[] }
   | { readonly kind: "send"; readonly groupId: string; readonly text: string };
 
 /** Where it crashes: the `occurrence`-th time it reaches `at` (for relay steps, on calls to `path` only). */
@@ -62,6 +64,8 @@ const run = (op: CrashOp): Promise<unknown> => {
   switch (op.kind) {
     case "join":
       return decideJoin(app, { groupId: op.groupId, address: op.address }, "webhook");
+    case "joins":
+      return Promise.all(op.joins.map((j) => decideJoin(app, j, "webhook").catch((error: unknown) => ({ status: error instanceof Error ? error.name : "error" }))));
     case "add":
       return addMembers(app, op.groupId, [op.address]);
     case "remove":

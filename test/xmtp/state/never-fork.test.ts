@@ -100,7 +100,8 @@ const answeredDone = (run: CrashRun): string | null => {
 /** A person told SUCCESS (or an operator told "added") is in the group as its members see it; one told "removed" is out. */
 async function expectAnswerHolds(lane: Lane, op: CrashOp, run: CrashRun): Promise<void> {
   const told = answeredDone(run);
-  if (op.kind === "send" || told === null) return;
+  // Pairs of joins check their answers themselves (see "two groups committing at once").
+  if (op.kind === "send" || op.kind === "joins" || told === null) return;
   const person = lane.pool.find((p) => p.address === op.address)!;
   const inGroup = (await memberIds(lane)).includes(person.inboxId);
   if (told === "SUCCESS" || told === "added" || told === "already-member") expect(inGroup, `told ${told}`).toBe(true);
@@ -274,6 +275,55 @@ describe("never fork: randomized crash points (real processes)", () => {
     expect(report.forks).toBe(0);
     expect(report.crashes).toBeGreaterThanOrEqual(RANDOM_CRASHES);
   }, 60_000 + RANDOM_CRASHES * 6_000);
+});
+
+describe("never fork: two groups committing at once (shared checkpoints)", () => {
+  let lane: Lane;
+  let second: string;
+  beforeAll(async () => {
+    lane = await startLane(4, protocol);
+    second = (await createGroup(lane.next.app, { name: "Never fork, too", description: "", rules: { type: "open" } })).groupId;
+  }, 60_000);
+  afterAll(() => closeLane(lane));
+
+  const points: [string, string, string?][] = [
+    ["a commit is held", "write-held", "SendGroupMessages"],
+    ["the shared checkpoint is saved", "checkpointed"],
+    ["a commit is sent", "write-forwarded", "SendGroupMessages"],
+    ["a commit is answered", "write-answered", "SendGroupMessages"],
+    ["the final save is uploading", "uploading"],
+  ];
+  for (const mode of ["kill", "cut"] as const) {
+    for (const [label, at, path] of points) {
+      it(`${mode === "kill" ? "killed" : "Redis cut"} when ${label}: each person told SUCCESS is in their group, both groups go on`, async () => {
+        const members = async (groupId: string) => lane.next.app.xmtp.withSession(async (s) => (await s.listMembers(groupId)).map((m) => m.inboxId));
+        const [inFirst, inSecond] = [await members(lane.groupId), await members(second)];
+        const x = lane.pool.find((p) => !inFirst.includes(p.inboxId) && !inSecond.includes(p.inboxId))!;
+        const y = lane.pool.find((p) => p !== x && !inFirst.includes(p.inboxId) && !inSecond.includes(p.inboxId))!;
+        const joins = [
+          { groupId: lane.groupId, address: x.address },
+          { groupId: second, address: y.address },
+        ];
+        const run = await crashRun(lane, { kind: "joins", joins }, { at, ...(path ? { path } : {}), mode });
+        if (mode === "kill") expect(run.signal).toBe("SIGKILL");
+        expect(run.crashedAt).toBe(at);
+        const answers = (run.answer as { status: string }[] | undefined) ?? [];
+        for (const [i, j] of joins.entries()) {
+          const person = lane.pool.find((p) => p.address === j.address)!;
+          if (answers[i]?.status === "SUCCESS") expect(await person.memberInboxIds(j.groupId), `${person.address} was told SUCCESS`).toContain(person.inboxId);
+          // Asked again: in, seen by themselves, one view with the backend, nobody forked.
+          expect(await decideJoin(lane.next.app, j, "webhook")).toEqual({ status: "SUCCESS" });
+          const backend = (await members(j.groupId)).sort();
+          expect(await person.memberInboxIds(j.groupId)).toEqual(backend);
+          expect((await (await person.group(j.groupId))!.debugInfo()).maybeForked).toBe(false);
+          expect(await lane.next.app.xmtp.withSession((s) => s.groupHealth(j.groupId))).toMatchObject({ maybeForked: false });
+        }
+        // Out again, so the next case joins them afresh.
+        await removeMembers(lane.next.app, lane.groupId, [x.address]);
+        await removeMembers(lane.next.app, second, [y.address]);
+      }, 60_000);
+    }
+  }
 });
 
 describe("never fork: a background writer during saves", () => {
