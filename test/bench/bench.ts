@@ -29,7 +29,7 @@ import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
 // Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
-// launch (crowds joining at once), scale (many groups at once); the last three on XMTP V3 and on the decentralized network (d14n).
+// launch (crowds joining at once), scale (many groups at once), size (writes as the database grows); the real-client ones on XMTP V3 and on the decentralized network (d14n).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
 const only = process.argv[2]?.split(",");
 const want = (section: string) => !only || only.includes(section);
@@ -246,11 +246,12 @@ async function onLocalNode(latencyMs: number, section: (dirs: string[], gatewayU
  * One deployment against the local XMTP node and the bench's Redis (under `keyPrefix`): each call starts an instance
  * with a database directory of its own (listed in `dirs` for removal).
  */
-function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead?: boolean; protocol: XmtpProtocol; gatewayUrl: string }) {
+function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead?: boolean; protocol: XmtpProtocol; gatewayUrl: string; sameWallet?: { walletKey: string } }) {
+  const walletKey = options.sameWallet?.walletKey ?? generatePrivateKey();
   const env = {
     XMTP_NETWORK: options.protocol,
     XMTP_GATEWAY_HOST: options.gatewayUrl,
-    XMTP_WALLET_KEY: generatePrivateKey(),
+    XMTP_WALLET_KEY: walletKey,
     XMTP_DB_ENCRYPTION_KEY: "33".repeat(32),
     XMTP_ENV: "local",
     UPSTASH_REDIS_REST_URL: upstash.url,
@@ -262,7 +263,7 @@ function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhea
     WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
     WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
   };
-  return async () => {
+  return Object.assign(async () => {
     const dir = await mkdtemp(join(tmpdir(), "bench-xmtp-"));
     dirs.push(dir);
     const config = loadConfig({ ...env, XMTP_DB_DIR: dir });
@@ -273,7 +274,7 @@ function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhea
       ...(options.writeAhead === false ? { unsafeWithoutWriteAhead: true } : {}),
     });
     return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
-  };
+  }, { walletKey });
 }
 
 // The real XMTP client (libxmtp 1.9.1) against the local XMTP node with 40 ms added to every call, as a
@@ -485,6 +486,61 @@ for (const protocol of want("scale") ? PROTOCOLS : []) {
     } finally {
       for (const p of people) await p.close();
     }
+  });
+}
+
+// Writes as the backend's database grows: the database padded with real groups and messages (a member's large
+// messages, synced in at 0 ms latency), then operator sends at 40 ms per call with and without write-ahead, and a
+// cold start's first operation, at about 3, 30 and 100 MB.
+if (want("size")) {
+  await onLocalNode(0, async (dirs, gatewayUrl) => {
+    const protocol: XmtpProtocol = "v3";
+    const keyPrefix = `benchsize${Date.now()}`;
+    const safe = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl });
+    const unsafe = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl, writeAhead: false, sameWallet: safe });
+    const a = await safe();
+    const talker = await createPerson({ protocol });
+    const groupId = (await createGroup(a.app, { name: "Padded", description: "", rules: { type: "open" } })).groupId;
+    await addMembers(a.app, groupId, [talker.address]);
+    const size = async () => ((await a.xmtp.durable.store.readManifest())?.files.reduce((n, f) => n + f.size, 0) ?? 0) / 1024 / 1024;
+    const padTo = async (targetMb: number) => {
+      while ((await size()) < targetMb) {
+        const g = (await talker.group(groupId))!;
+        for (let i = 0; i < 20; i++) await g.sendText(randomBytes(96 * 1024).toString("base64"));
+        await a.app.xmtp.withSession((session) => session.listMessages(groupId, { limit: 1 }));
+      }
+    };
+    const sendsOn = async (instance: Awaited<ReturnType<typeof safe>>, n: number) => {
+      const t: number[] = [];
+      for (let i = 0; i < n; i++) t.push((await time(() => sendMessage(instance.app, groupId, `size ${i}`)))[0]);
+      return t.slice(1).sort((x, y) => x - y)[Math.floor((n - 1) / 2)]!;
+    };
+    const atSizes: { mb: number; safeMs: number; unsafeMs: number; coldMs: number }[] = [];
+    for (const target of [3, 30, 100]) {
+      await nodeRequest("/control", { body: { latencyMs: 0 } });
+      await padTo(target);
+      await nodeRequest("/control", { body: { latencyMs: 40 } });
+      const u = await unsafe();
+      const unsafeMs = await sendsOn(u, 6);
+      await u.xmtp.close();
+      const safeMs = await sendsOn(a, 6);
+      const cold = await safe();
+      const [coldMs] = await time(() => sendMessage(cold.app, groupId, "cold"));
+      await cold.xmtp.close();
+      atSizes.push({ mb: await size(), safeMs, unsafeMs, coldMs });
+    }
+    const first = atSizes[0]!;
+    for (const x of atSizes) {
+      rows.push([
+        `${x.mb.toFixed(0)} MB`,
+        `size @40 ms: operator send, write-ahead vs none`,
+        `p50 ${x.safeMs.toFixed(0)} ms vs ${x.unsafeMs.toFixed(0)} ms (${(x.safeMs / x.unsafeMs).toFixed(2)}×)`,
+        "",
+        `${(x.safeMs / first.safeMs).toFixed(2)}× the send at ${first.mb.toFixed(0)} MB (goals: ≤ 1.3× without, ≤ 1.5× at 100 MB); cold start's first send ${x.coldMs.toFixed(0)} ms`,
+      ]);
+    }
+    await talker.close();
+    await a.xmtp.close();
   });
 }
 

@@ -7,7 +7,7 @@ import type { Redis, WriteFence } from "../../shared/redis.js";
 import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseLostError, LeaseNotNeededError, LeaseTimeoutError, type Lease, type LeaseOptions } from "./lease.js";
-import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
+import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash, type ReadCache } from "./local-files.js";
 import { createSnapshotStore, MissingChunkError, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 import { SESSION_BUDGET_MS } from "../port.js";
 
@@ -186,6 +186,8 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   const exclusive = createMutex();
   // Checkpoints and the final save of a session, one at a time (a background write may checkpoint as the work ends).
   const saving = createMutex();
+  // What was last read of quiet files (see readLocalSet): a checkpoint re-reads only what changed since.
+  const readCache: ReadCache = new Map();
   // The checkpoint that writes asking now would share (see `checkpoint`).
   let nextCheckpoint: { started: boolean; done: Promise<void> } | null = null;
   const step = async (name: SessionStep) => options.onStep?.(name);
@@ -250,7 +252,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   /** Commits the files on disk as the session's next version (nothing when unchanged). @throws {PersistFailedError} refused; transport errors after the deadline. */
   const save = async (session: NonNullable<typeof active>, deadline: number): Promise<void> => {
     const unsettled = [...session.unsettled].sort();
-    const files = await readStableSet(options.dbPath, chunkSize);
+    const files = await readStableSet(options.dbPath, chunkSize, { cache: readCache });
     const base = session.base;
     const next: Omit<Manifest, "version" | "fence" | "committedAt"> = {
       chunkSize,

@@ -45,18 +45,54 @@ export function setHash(files: readonly Pick<ManifestFile, "suffix" | "sha256">[
   );
 }
 
-/** Reads whichever of the saved files exist. */
-export async function readLocalSet(dbPath: string, chunkSize: number): Promise<LocalFile[]> {
+/**
+ * What this instance last read of files that were quiet at the time: by suffix, the file's identity and
+ * timestamps (`stamp`) and what was read. A file whose stamp has not moved since is not read again.
+ */
+export type ReadCache = Map<string, { readonly stamp: string; readonly file: LocalFile }>;
+
+/**
+ * How long a file must have been left alone before what was read of it is remembered by its timestamps. File
+ * times are coarse (a clock tick): a write in the same tick as the previous one may leave the modification time
+ * as it was, but never a write a whole second later ("racy git" has the same rule).
+ */
+const QUIET_MS = 1000n;
+
+const stampOf = (s: import("node:fs").BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+
+/**
+ * Reads whichever of the saved files exist. With `cache`, a file unchanged (by identity, size and timestamps) since
+ * it was read while quiet is not read again: during a session the main database changes only when SQLite
+ * checkpoints its WAL, so a save costs what the WAL holds, not what the database has grown to.
+ */
+export async function readLocalSet(dbPath: string, chunkSize: number, cache?: ReadCache): Promise<LocalFile[]> {
   const files: LocalFile[] = [];
   for (const suffix of SAVED_SUFFIXES) {
+    const path = dbPath + suffix;
+    let before: import("node:fs").BigIntStats;
     let bytes: Buffer;
     try {
-      bytes = await readFile(dbPath + suffix);
+      before = await stat(path, { bigint: true });
+      const known = cache?.get(suffix);
+      if (known && known.stamp === stampOf(before)) {
+        files.push(known.file);
+        continue;
+      }
+      bytes = await readFile(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        cache?.delete(suffix);
+        continue;
+      }
       throw error;
     }
-    files.push({ suffix, bytes, sha256: sha256(bytes), chunks: chunkBytes(bytes, chunkSize) });
+    const file: LocalFile = { suffix, bytes, sha256: sha256(bytes), chunks: chunkBytes(bytes, chunkSize) };
+    files.push(file);
+    if (!cache) continue;
+    const after = await stat(path, { bigint: true }).catch(() => undefined);
+    const quiet = after !== undefined && stampOf(after) === stampOf(before) && BigInt(Date.now()) * 1_000_000n - before.mtimeNs > QUIET_MS * 1_000_000n;
+    if (quiet && after.size === BigInt(bytes.length)) cache.set(suffix, { stamp: stampOf(before), file });
+    else cache.delete(suffix);
   }
   return files;
 }
@@ -76,12 +112,12 @@ const sameSet = (a: readonly LocalFile[], b: readonly LocalFile[]) =>
  * is missing the newest transactions); two identical reads mean nothing changed while the second was taken.
  * @throws {UnstableFilesError} when the files do not hold still within `timeoutMs`.
  */
-export async function readStableSet(dbPath: string, chunkSize: number, options: { timeoutMs?: number; pauseMs?: number } = {}): Promise<LocalFile[]> {
+export async function readStableSet(dbPath: string, chunkSize: number, options: { timeoutMs?: number; pauseMs?: number; cache?: ReadCache } = {}): Promise<LocalFile[]> {
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
-  let previous = await readLocalSet(dbPath, chunkSize);
+  let previous = await readLocalSet(dbPath, chunkSize, options.cache);
   for (;;) {
     await new Promise((r) => setTimeout(r, options.pauseMs ?? 2));
-    const current = await readLocalSet(dbPath, chunkSize);
+    const current = await readLocalSet(dbPath, chunkSize, options.cache);
     if (sameSet(previous, current)) return current;
     if (Date.now() > deadline) throw new UnstableFilesError("XMTP database files kept changing while being saved");
     previous = current;
