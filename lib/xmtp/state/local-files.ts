@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { BigIntStats } from "node:fs";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Manifest, ManifestFile } from "./snapshot-store.js";
@@ -58,7 +59,7 @@ export type ReadCache = Map<string, { readonly stamp: string; readonly file: Loc
  */
 const QUIET_MS = 1000n;
 
-const stampOf = (s: import("node:fs").BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+const stampOf = (s: BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 
 /**
  * Reads whichever of the saved files exist. With `cache`, a file unchanged (by identity, size and timestamps) since
@@ -69,7 +70,7 @@ export async function readLocalSet(dbPath: string, chunkSize: number, cache?: Re
   const files: LocalFile[] = [];
   for (const suffix of SAVED_SUFFIXES) {
     const path = dbPath + suffix;
-    let before: import("node:fs").BigIntStats;
+    let before: BigIntStats;
     let bytes: Buffer;
     try {
       before = await stat(path, { bigint: true });
