@@ -506,7 +506,18 @@ if (want("size")) {
     const padTo = async (targetMb: number) => {
       while ((await size()) < targetMb) {
         const g = (await talker.group(groupId))!;
-        for (let i = 0; i < 20; i++) await g.sendText(randomBytes(96 * 1024).toString("base64"));
+        for (let i = 0; i < 20; i++) {
+          // The talker's own libxmtp may hold its database for a moment (its workers): try that message again.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await g.sendText(randomBytes(96 * 1024).toString("base64"));
+              break;
+            } catch (error) {
+              if (attempt >= 5 || !/database is locked/.test(String(error))) throw error;
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          }
+        }
         await a.app.xmtp.withSession((session) => session.listMessages(groupId, { limit: 1 }));
       }
     };

@@ -20,6 +20,8 @@ describe("a lease holder that lost its lease while serving admissions", () => {
     const deployment = realDeployment();
     const prefix = deployment.env.REDIS_KEY_PREFIX!;
     let takeover: (() => Promise<void>) | undefined;
+    // A may be answered (from B's outcome) before B's own request returns: the checks wait for both.
+    let takenOver: Promise<void> | undefined;
     const a: RealXmtpInstance = await startRealInstance(deployment, {}, {
       leaseTtlMs: 900,
       onStep: async (step, detail) => {
@@ -27,7 +29,8 @@ describe("a lease holder that lost its lease while serving admissions", () => {
         if (step !== "write-held" || !detail?.endsWith("SendGroupMessages") || !takeover) return;
         const run = takeover;
         takeover = undefined;
-        await run();
+        takenOver = run();
+        await takenOver;
       },
     });
     opened.push(a);
@@ -59,6 +62,7 @@ describe("a lease holder that lost its lease while serving admissions", () => {
       await sleep(1000);
     };
     const aAnswer = await decideJoin(spied, { groupId, address: pat.address }, "webhook").catch((e: unknown) => e);
+    await takenOver;
     expect(bAnswer).toEqual({ status: "SUCCESS" });
     // A's paused work carries on in the background once released: wait for its late outcome write.
     for (let waited = 0; lateWrites.length === 0 && waited < 30_000; waited += 200) await sleep(200);
