@@ -17,7 +17,6 @@ import {
   type XmtpSession,
 } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
-import { forEachAtMost } from "../shared/concurrency.js";
 import type { WriteFence } from "../shared/redis.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */
@@ -119,39 +118,55 @@ function settled(outcome: AdmissionOutcome): Exclude<AdmissionOutcome, "unavaila
  * @throws {import("../shared/errors.js").FencedWriteError} this session's lease was taken over.
  */
 export async function serveAdmissions(deps: MembershipDeps, session: XmtpSession): Promise<void> {
-  for (;;) {
-    let served = 0;
-    // Oldest first, several groups at once: each group is its own MLS state, so their commits need not wait for
-    // each other (their checkpoints are shared, see the durable database's group commit).
-    await forEachAtMost(await deps.admissions.groupsOldestFirst(), GROUPS_AT_ONCE, async (groupId) => {
-      if (Date.now() >= session.deadline) return;
-      const batch = await deps.admissions.take(groupId, BATCH_PER_GROUP);
-      if (batch.length === 0) return;
-      served += batch.length;
-      const ended = new Set<Address>();
+  // Several groups at once, each taken up as soon as a lane is free, oldest first: each group is its own MLS
+  // state, so their commits need not wait for each other (their checkpoints are shared: the durable database's
+  // group commit), and a group whose people arrived while others were being served does not wait for the slowest.
+  const busy = new Set<string>();
+  // Groups this session found nothing to serve in (their waiting entries were stale): not visited again.
+  const drained = new Set<string>();
+  const serveGroup = async (groupId: string): Promise<number> => {
+    const batch = await deps.admissions.take(groupId, BATCH_PER_GROUP);
+    if (batch.length === 0) return 0;
+    const ended = new Set<Address>();
+    try {
+      await admitBatch(session, groupId, batch, async (decided) => {
+        const now = batch.filter((a) => decided.has(a.address) && !ended.has(a.address));
+        if (now.length === 0) return;
+        await record(deps, groupId, now, decided, session.fence);
+        await deps.admissions.complete(groupId, now.map((a) => ({ address: a.address, outcome: decided.get(a.address)! })), session.fence);
+        for (const a of now) ended.add(a.address);
+      });
+    } catch (error) {
+      // Left queued: the port runs this work again on the new network, and that run decides them.
+      if (error instanceof XmtpNetworkChangedError) throw error;
+      const gone = error instanceof XmtpGroupNotFoundError;
+      if (gone) deps.logger.error("group_missing_on_xmtp", { groupId });
+      else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length - ended.size, error: describeError(error) });
+      const outcome: AdmissionOutcome = gone ? "group-gone" : "unavailable";
+      await deps.admissions.complete(groupId, batch.filter((a) => !ended.has(a.address)).map((a) => ({ address: a.address, outcome })), session.fence);
+      // Only this group failed: the others are still served.
+      if (gone || error instanceof XmtpOperationError) return batch.length;
+      throw error;
+    }
+    return batch.length;
+  };
+  let failure: { error: unknown } | undefined;
+  const lane = async () => {
+    while (!failure && Date.now() < session.deadline) {
+      const groupId = (await deps.admissions.groupsOldestFirst()).find((g) => !busy.has(g) && !drained.has(g));
+      if (groupId === undefined) return;
+      busy.add(groupId);
       try {
-        await admitBatch(session, groupId, batch, async (decided) => {
-          const now = batch.filter((a) => decided.has(a.address) && !ended.has(a.address));
-          if (now.length === 0) return;
-          await record(deps, groupId, now, decided, session.fence);
-          await deps.admissions.complete(groupId, now.map((a) => ({ address: a.address, outcome: decided.get(a.address)! })), session.fence);
-          for (const a of now) ended.add(a.address);
-        });
+        if ((await serveGroup(groupId)) === 0) drained.add(groupId);
       } catch (error) {
-        // Left queued: the port runs this work again on the new network, and that run decides them.
-        if (error instanceof XmtpNetworkChangedError) throw error;
-        const gone = error instanceof XmtpGroupNotFoundError;
-        if (gone) deps.logger.error("group_missing_on_xmtp", { groupId });
-        else deps.logger.warn("admissions_unavailable", { groupId, admissions: batch.length - ended.size, error: describeError(error) });
-        const outcome: AdmissionOutcome = gone ? "group-gone" : "unavailable";
-        await deps.admissions.complete(groupId, batch.filter((a) => !ended.has(a.address)).map((a) => ({ address: a.address, outcome })), session.fence);
-        // Only this group failed: the others are still served.
-        if (gone || error instanceof XmtpOperationError) return;
-        throw error;
+        failure ??= { error };
+      } finally {
+        busy.delete(groupId);
       }
-    });
-    if (served === 0) return;
-  }
+    }
+  };
+  await Promise.all(Array.from({ length: GROUPS_AT_ONCE }, lane));
+  if (failure) throw failure.error;
 }
 
 async function record(deps: MembershipDeps, groupId: string, decided: readonly PendingAdmission[], outcomes: ReadonlyMap<Address, AdmitOutcome>, fence: WriteFence | undefined): Promise<void> {

@@ -131,6 +131,12 @@ export function createNodeSdkXmtp(
     async discard() {
       await holder.release();
       open = undefined;
+      // The client being let go may still be at work (a session abandoned at its deadline, or whose lease was
+      // lost): its own relay closes, so nothing it writes can leave under a later session's checkpoints. The next
+      // client gets a relay of its own.
+      const old = relay;
+      relay = undefined;
+      await (await old?.catch(() => undefined))?.close();
     },
   };
 

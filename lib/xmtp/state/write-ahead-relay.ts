@@ -160,7 +160,13 @@ async function startEndpoint(upstreamUrlText: string, options: WriteAheadRelayOp
   };
   const step = async (name: RelayStep, detail: string) => options.onStep?.(name, detail);
 
-  const forward = (down: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string, body?: Buffer, rewrite?: Rewrite): ClientHttp2Stream => {
+  // Once closed, nothing more leaves: a write held while the relay closed is never forwarded.
+  let closed = false;
+  const forward = (down: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string, body?: Buffer, rewrite?: Rewrite): ClientHttp2Stream | undefined => {
+    if (closed) {
+      finishResponse(down, GRPC_STATUS.unavailable, "relay closed");
+      return undefined;
+    }
     const up = session().request({
       ":method": headers[":method"] ?? "POST",
       ":path": path,
@@ -247,7 +253,7 @@ async function startEndpoint(upstreamUrlText: string, options: WriteAheadRelayOp
     const detail = call.kind === "write" ? `${path} ${call.labels.join(" ")}` : path;
     if (call.kind === "write" && !call.savedFirst) {
       const up = forward(down, headers, path, body);
-      if (call.labels.includes("SendWelcomeMessages")) up.once("end", () => void step("welcome-answered", detail));
+      if (call.labels.includes("SendWelcomeMessages")) up?.once("end", () => void step("welcome-answered", detail));
       return;
     }
     await step("write-held", detail);
@@ -259,6 +265,7 @@ async function startEndpoint(upstreamUrlText: string, options: WriteAheadRelayOp
     }
     await step("write-saved", detail);
     const up = forward(down, headers, path, body);
+    if (!up) return;
     await step("write-forwarded", detail);
     up.once("end", () => void step("write-answered", detail));
   };
@@ -296,6 +303,7 @@ async function startEndpoint(upstreamUrlText: string, options: WriteAheadRelayOp
   return {
     url: `http://127.0.0.1:${address.port}`,
     close: async () => {
+      closed = true;
       upstream?.destroy();
       for (const client of clients) client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
