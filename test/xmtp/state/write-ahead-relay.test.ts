@@ -116,6 +116,28 @@ describe("the write-ahead relay", () => {
     }
   });
 
+  it("never forwards a write it held once it is closed (the client it served was let go)", async () => {
+    let open = () => {};
+    const gateHeld = new Promise<void>((resolve) => (open = resolve));
+    let held = () => {};
+    const isHeld = new Promise<void>((resolve) => (held = resolve));
+    const closing = await startWriteAheadRelay({
+      upstream: LOCAL_XMTP_URL,
+      beforeWrite: async () => {
+        held();
+        await gateHeld;
+      },
+    });
+    const groupId = randomBytes(16);
+    const pending = call("/xmtp.mls.api.v1.MlsApi/SendGroupMessages", commitTo(groupId), closing.url).catch((error: unknown) => error);
+    await isHeld;
+    await closing.close();
+    open();
+    await pending;
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await nodeGroupStats(groupId.toString("hex"))).commits).toBe(0);
+  });
+
   it("answers UNAVAILABLE when the upstream cannot be reached", async () => {
     const dead = await startWriteAheadRelay({ upstream: "http://127.0.0.1:9", beforeWrite: async () => {} });
     try {
