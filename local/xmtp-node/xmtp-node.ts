@@ -41,7 +41,10 @@ export const LOCAL_D14N_NODE_PORT = 5055;
 
 /** What XMTP's V3 backend answers writes with after the d14n cutover (xmtp-node-go). */
 export const V3_RETIRED_MESSAGE = "publishing to XMTP V3 is no longer available. Please upgrade your client to XMTP D14N.";
-const V3_WRITES = new Set(["SendGroupMessages", "SendWelcomeMessages", "UploadKeyPackage", "RegisterInstallation", "PublishIdentityUpdate", "BatchPublishCommitLog", "SubscribeGroupMessages", "SubscribeWelcomeMessages"]);
+/** What it answers V3 subscriptions with after the cutover. */
+export const V3_STREAMING_RETIRED_MESSAGE = "XMTP V3 streaming is no longer available. Please upgrade your client to XMTP D14N.";
+const V3_WRITES = new Set(["SendGroupMessages", "SendWelcomeMessages", "UploadKeyPackage", "RegisterInstallation", "PublishIdentityUpdate", "BatchPublishCommitLog"]);
+const V3_STREAMS = new Set(["SubscribeGroupMessages", "SubscribeWelcomeMessages"]);
 
 /** One call the node served. */
 export interface ServedCall {
@@ -177,8 +180,9 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
       const [request = new Uint8Array()] = readFrames(body);
       const served = prefixes.some((p) => path.startsWith(p));
       const handler = served ? unary[path] : undefined;
-      if (node.cutover && served && path.startsWith("/xmtp.") && !path.startsWith("/xmtp.xmtpv4.") && V3_WRITES.has(method)) {
-        throw new NodeRequestError(GRPC_STATUS.unavailable, V3_RETIRED_MESSAGE);
+      if (node.cutover && served && path.startsWith("/xmtp.") && !path.startsWith("/xmtp.xmtpv4.")) {
+        if (V3_WRITES.has(method)) throw new NodeRequestError(GRPC_STATUS.unavailable, V3_RETIRED_MESSAGE);
+        if (V3_STREAMS.has(method)) throw new NodeRequestError(GRPC_STATUS.unavailable, V3_STREAMING_RETIRED_MESSAGE);
       }
       const fault = takeFault(node, codecs, method, String(headers["x-app-version"] ?? ""), request);
       if (fault?.delayMs) await sleep(fault.delayMs);

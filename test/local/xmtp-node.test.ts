@@ -12,7 +12,7 @@ import {
   UnsignedOriginatorEnvelope,
   type UnsignedOriginatorEnvelopeMessage,
 } from "../../lib/xmtp/xmtpv4.js";
-import { startLocalXmtpNode, V3_RETIRED_MESSAGE, type LocalXmtpNode } from "../../local/xmtp-node/xmtp-node.js";
+import { startLocalXmtpNode, V3_RETIRED_MESSAGE, V3_STREAMING_RETIRED_MESSAGE, type LocalXmtpNode } from "../../local/xmtp-node/xmtp-node.js";
 import { xmtpCodecs } from "../../local/xmtp-node/codecs.js";
 import { MlsWireError, readGroupMessage, readKeyPackageInstallationKey } from "../../local/xmtp-node/mls-wire.js";
 import { MAX_PAGE_SIZE, NodeState } from "../../local/xmtp-node/node-state.js";
@@ -185,7 +185,7 @@ describe("the local node's decentralized face (d14n) and V3's cutover", () => {
     await nodeRequest("/control", { url: node.url, body: { d14nCutover: true } });
     const refused = await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SendGroupMessages", send);
     expect(refused).toMatchObject({ status: "14", grpcMessage: V3_RETIRED_MESSAGE });
-    expect((await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SubscribeGroupMessages", new Uint8Array())).status).toBe("14");
+    expect(await unary(node.url, "/xmtp.mls.api.v1.MlsApi/SubscribeGroupMessages", new Uint8Array())).toMatchObject({ status: "14", grpcMessage: V3_STREAMING_RETIRED_MESSAGE });
     const queried = await unary(node.url, "/xmtp.mls.api.v1.MlsApi/QueryGroupMessages", c.QueryGroupMessagesRequest.encode(c.QueryGroupMessagesRequest.fromPartial({ groupId: new Uint8Array([0x54]) })).finish());
     expect(queried.status).toBe("0");
     const envelope = { aad: { targetTopic: groupTopic([0x54]) }, groupMessage: c.GroupMessageInput.encode(c.GroupMessageInput.fromPartial({ v1: { data: privateMessage([0x54], 3), senderHmac: new Uint8Array(), shouldPush: false } })).finish() };
