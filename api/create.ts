@@ -7,7 +7,7 @@ import { defineRoute, json, readJsonBody } from "../lib/http/responses.js";
 /** `POST /api/create`: the operator creates a gated group and gets its link. */
 export default defineRoute({
   async POST(request) {
-    const app = operatorApp(request);
+    const { app } = await operatorApp(request);
     const idempotencyKey = readIdempotencyKey(request);
     const input = await readJsonBody(request, CreateGroupSchema);
     return json(201, await createGroup(app, input, idempotencyKey));

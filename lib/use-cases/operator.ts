@@ -3,9 +3,11 @@ import type { Config } from "../config.js";
 import type { EligibilityService } from "../eligibility/service.js";
 import type { Rules } from "../shared/rules.js";
 import { NotFoundError } from "../shared/errors.js";
+import { describeRules } from "../eligibility/evaluate.js";
 import type { AuditKind } from "../stores/audit-log.js";
 import type { GroupRecord, GroupRegistry } from "../stores/registry.js";
 import { groupUrls, type JoinLink, type JoinLinkStore } from "../stores/join-links.js";
+import type { Actor } from "./admin-sign-in.js";
 import { addByOperator, removeFromGroup, type AddResult, type MembershipDeps, type RemoveResult } from "../membership/membership.js";
 
 /** What operator actions need. */
@@ -14,6 +16,7 @@ export interface OperatorDeps extends MembershipDeps {
   readonly registry: GroupRegistry;
   readonly joinLinks: JoinLinkStore;
   readonly eligibility: Pick<EligibilityService, "prepare">;
+  readonly now: () => Date;
 }
 
 const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["config"]) => {
@@ -23,6 +26,8 @@ const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["
     name: record.name,
     description: record.description,
     rules: record.rules,
+    /** The rules in the plain words the join page shows. */
+    requirement: describeRules(record.rules),
     state: record.state,
     joinLinkId: joinLink.linkId,
     joinUrl,
@@ -43,13 +48,19 @@ async function ownGroup(deps: OperatorDeps, groupId: string): Promise<GroupRecor
   return record;
 }
 
-/** Groups this backend manages, newest first, with member counts (from Redis; no XMTP call). */
+/**
+ * Groups this backend manages, newest first, with member counts and the joins and denials of the last 24 hours
+ * (from Redis; no XMTP call).
+ */
 export async function listGroups(deps: OperatorDeps, page: { offset: number; limit: number }) {
   const { groupIds, total } = await deps.registry.list(page);
+  const since = new Date(deps.now().getTime() - 24 * 3600 * 1000);
   const groups = await Promise.all(
     groupIds.map(async (id) => {
       const record = await deps.registry.get(id);
-      return record ? { ...(await view(deps, record)), memberCount: await deps.members.count(id) } : null;
+      if (!record) return null;
+      const [shown, memberCount, last24h] = await Promise.all([view(deps, record), deps.members.count(id), deps.audit.countSince(id, since)]);
+      return { ...shown, memberCount, last24h };
     }),
   );
   return { groups: groups.filter((g) => g !== null), total, offset: page.offset, limit: page.limit };
@@ -75,7 +86,8 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
     members: live.map((m) => {
       const address = m.addresses[0] ?? null;
       const rec = address ? joined.get(address) : undefined;
-      return { inboxId: m.inboxId, address, isAdmin: m.isAdmin, joinedAt: rec?.joinedAt ?? null, via: rec?.via ?? null };
+      // Added by the operator: not re-verified against the rules.
+      return { inboxId: m.inboxId, address, isAdmin: m.isAdmin, joinedAt: rec?.joinedAt ?? null, via: rec?.via ?? null, exempt: rec?.via === "operator" };
     }),
   };
 }
@@ -85,9 +97,9 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
  * @throws {NotFoundError}
  * @throws {import("../xmtp/port.js").XmtpUnavailableError} (503: the add may be asked again; nobody is added twice)
  */
-export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: AddResult[] }> {
+export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[], actor: Actor = "api-key"): Promise<{ results: AddResult[] }> {
   await ownGroup(deps, groupId);
-  return { results: await addByOperator(deps, groupId, addresses) };
+  return { results: await addByOperator(deps, groupId, addresses, actor) };
 }
 
 /**
@@ -95,9 +107,9 @@ export async function addMembers(deps: OperatorDeps, groupId: string, addresses:
  * @throws {NotFoundError}
  * @throws {import("../xmtp/port.js").XmtpUnavailableError}
  */
-export async function removeMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: RemoveResult[] }> {
+export async function removeMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[], actor: Actor = "api-key"): Promise<{ results: RemoveResult[] }> {
   await ownGroup(deps, groupId);
-  return { results: await removeFromGroup(deps, groupId, addresses, { source: "operator" }) };
+  return { results: await removeFromGroup(deps, groupId, addresses, { source: "operator", actor }) };
 }
 
 /** Sends a text as the backend wallet. @throws {NotFoundError} */

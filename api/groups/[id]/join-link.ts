@@ -8,7 +8,7 @@ import { operatorApp } from "../../_operator.js";
 export default defineRoute(
   {
     async POST(request) {
-      const app = operatorApp(request);
+      const { app } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { action } = await readJsonBody(request, JoinLinkActionSchema);
       return json(200, await changeJoinLink(app, groupId, action));
