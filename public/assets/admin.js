@@ -519,8 +519,8 @@
 
   async function editView(groupId) {
     main.replaceChildren(el("p", { className: "hint", textContent: "Loading…" }));
-    let group = null;
-    let chains = [];
+    let group;
+    let chains;
     try {
       [group, { chains }] = await Promise.all([groupId ? api("GET", `/api/groups/${groupId}`) : Promise.resolve(null), api("GET", "/api/status")]);
     } catch (error) {
