@@ -93,7 +93,8 @@
   }
 
   function table(caption, columns, rows) {
-    return el("div", { className: "table-wrap" }, [
+    // Focusable and named: a table wider than a phone scrolls sideways, by keyboard too.
+    return el("div", { className: "table-wrap", tabIndex: 0, role: "region", "aria-label": caption }, [
       el("table", {}, [
         el("caption", { className: "visually-hidden", textContent: caption }),
         el("thead", {}, [el("tr", {}, columns.map((c) => el("th", { scope: "col", textContent: c })))]),
