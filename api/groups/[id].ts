@@ -12,9 +12,9 @@ export default defineRoute(
       return json(200, await showGroup(app, groupIdFromPath(request)));
     },
     async PATCH(request) {
-      const { app } = await operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
-      return json(200, await updateGroup(app, groupId, await readJsonBody(request, GroupPatchSchema)));
+      return json(200, await updateGroup(app, groupId, await readJsonBody(request, GroupPatchSchema), actor));
     },
   },
   { logger: appLogger },

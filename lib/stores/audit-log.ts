@@ -6,14 +6,18 @@ import { StoredAddressSchema, type Address } from "../shared/address.js";
 /** Entries kept per group; older ones fall off. */
 export const AUDIT_LOG_CAP = 1000;
 
-/** One decision about a wallet and a group. */
+/**
+ * One decision about a wallet and a group, or one change the operator made to the group itself ("edit": name,
+ * description or rules; "join-link": rotate, disable, enable; "message": sent as the backend), which names no wallet.
+ */
 export interface AuditEntry {
   readonly at: string;
   /** Which door the request came through. */
   readonly source: "webhook" | "operator" | "join-page" | "reverify";
-  readonly action: "join" | "add" | "remove";
-  readonly address: Address;
-  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp";
+  readonly action: "join" | "add" | "remove" | "edit" | "join-link" | "message";
+  /** The wallet decided about; none for the operator's changes to the group itself. */
+  readonly address?: Address;
+  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp" | "changed" | "sent";
   readonly reason?: string;
   /** Who acted, for the operator's actions: a signed-in admin's address, or "api-key" (a script or the CLI). */
   readonly actor?: string;
@@ -22,9 +26,9 @@ export interface AuditEntry {
 const AuditEntrySchema = v.object({
   at: v.string(),
   source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
-  action: v.picklist(["join", "add", "remove"]),
-  address: StoredAddressSchema,
-  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp"]),
+  action: v.picklist(["join", "add", "remove", "edit", "join-link", "message"]),
+  address: v.optional(StoredAddressSchema),
+  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp", "changed", "sent"]),
   reason: v.optional(v.string()),
   actor: v.optional(v.string()),
 });
@@ -124,6 +128,6 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
 function parseLine(line: unknown): AuditEntry[] {
   const parsed = parseStored(AuditEntrySchema, line);
   if (!parsed) return [];
-  const { reason, actor, ...rest } = parsed;
-  return [{ ...rest, ...(reason === undefined ? {} : { reason }), ...(actor === undefined ? {} : { actor }) }];
+  const { reason, actor, address, ...rest } = parsed;
+  return [{ ...rest, ...(address === undefined ? {} : { address }), ...(reason === undefined ? {} : { reason }), ...(actor === undefined ? {} : { actor }) }];
 }

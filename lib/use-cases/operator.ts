@@ -112,10 +112,12 @@ export async function removeMembers(deps: OperatorDeps, groupId: string, address
   return { results: await removeFromGroup(deps, groupId, addresses, { source: "operator", actor }) };
 }
 
-/** Sends a text as the backend wallet. @throws {NotFoundError} */
-export async function sendMessage(deps: OperatorDeps, groupId: string, text: string): Promise<{ messageId: string }> {
+/** Sends a text as the backend wallet; audited with who sent it. @throws {NotFoundError} */
+export async function sendMessage(deps: OperatorDeps, groupId: string, text: string, actor: Actor = "api-key"): Promise<{ messageId: string }> {
   await ownGroup(deps, groupId);
-  return { messageId: await deps.xmtp.withSession((s) => s.sendText(groupId, text)) };
+  const messageId = await deps.xmtp.withSession((s) => s.sendText(groupId, text));
+  await deps.audit.append(groupId, { source: "operator", action: "message", outcome: "sent", actor });
+  return { messageId };
 }
 
 /** Recent messages, newest first, with the sender's address where known. @throws {NotFoundError} */
@@ -137,8 +139,8 @@ export async function groupAudit(deps: OperatorDeps, groupId: string, query: { o
   return { ...(await deps.audit.list(groupId, { offset: query.offset, limit: query.limit, kind: query.type })), offset: query.offset, limit: query.limit, type: query.type };
 }
 
-/** Changes name, description (on XMTP too) or rules (re-validated). @throws {NotFoundError} */
-export async function updateGroup(deps: OperatorDeps, groupId: string, patch: GroupPatch) {
+/** Changes name, description (on XMTP too) or rules (re-validated); audited with who changed what. @throws {NotFoundError} */
+export async function updateGroup(deps: OperatorDeps, groupId: string, patch: GroupPatch, actor: Actor = "api-key") {
   await ownGroup(deps, groupId);
   const rules = patch.rules ? await deps.eligibility.prepare(patch.rules) : undefined;
   if (patch.name !== undefined || patch.description !== undefined) {
@@ -151,16 +153,19 @@ export async function updateGroup(deps: OperatorDeps, groupId: string, patch: Gr
     ...(patch.description !== undefined ? { description: patch.description } : {}),
     ...(rules ? { rules } : {}),
   });
+  const changed = (["name", "description", "rules"] as const).filter((k) => patch[k] !== undefined);
+  await deps.audit.append(groupId, { source: "operator", action: "edit", outcome: "changed", reason: changed.join(", "), actor });
   return view(deps, record);
 }
 
 /**
  * Replaces the group's join link (the old one shows "not found" at once), or turns it off or on.
- * The link service's link, if any, is not touched. @throws {NotFoundError}
+ * The link service's link, if any, is not touched. Audited with who did it. @throws {NotFoundError}
  */
-export async function changeJoinLink(deps: OperatorDeps, groupId: string, action: JoinLinkAction) {
+export async function changeJoinLink(deps: OperatorDeps, groupId: string, action: JoinLinkAction, actor: Actor = "api-key") {
   const record = await ownGroup(deps, groupId);
   const link =
     action === "rotate" ? await deps.joinLinks.rotate(groupId) : await deps.joinLinks.setEnabled(groupId, action === "enable");
+  await deps.audit.append(groupId, { source: "operator", action: "join-link", outcome: "changed", reason: action, actor });
   return present(record, link, deps.config);
 }

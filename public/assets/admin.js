@@ -376,7 +376,7 @@
   function auditPanel(groupId) {
     const type = el("select", {}, [
       el("option", { value: "all", textContent: "Everything" }),
-      el("option", { value: "changes", textContent: "Changes (joins, adds, removals, errors)" }),
+      el("option", { value: "changes", textContent: "Changes (joins, adds, removals, edits, link changes, messages, errors)" }),
       el("option", { value: "denials", textContent: "Denials" }),
     ]);
     const list = el("div", { id: "audit-list" });

@@ -175,7 +175,7 @@ describe("the dashboard in headless Chromium", () => {
       expect(await row.textContent()).toContain("join-page");
       expect(await row.textContent()).toContain("checked daily");
       const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
-      const csv = readFileSync((await download.path())!, "utf8");
+      const csv = readFileSync(await download.path(), "utf8");
       expect(csv.split("\n")[0]).toBe("address,joinedAt,via,exempt,inboxId");
       expect(csv).toContain(`${holder.address.toLowerCase()},`);
       expect(csv).toContain(holder.inboxId);

@@ -131,6 +131,20 @@ describe("who acted, and the groups list", () => {
     ]);
   });
 
+  it("audits the operator's changes to the group itself (edit, join link, message) with who made them", async () => {
+    const { token } = await signIn();
+    const groupId = (await call("POST", "/api/create", { cookie: token, body: { name: "Edits" } })).body.groupId as string;
+    expect((await call("PATCH", `/api/groups/${groupId}`, { cookie: token, body: { name: "Edited", rules: { type: "open" } } })).status).toBe(200);
+    expect((await call("POST", `/api/groups/${groupId}/join-link`, { bearer: ADMIN_KEY, body: { action: "rotate" } })).status).toBe(200);
+    expect((await call("POST", `/api/groups/${groupId}/messages`, { cookie: token, body: { text: "hello" } })).status).toBe(201);
+    const entries = (await call("GET", `/api/groups/${groupId}/audit?type=changes`, { cookie: token })).body.entries as Record<string, unknown>[];
+    expect(entries.map(({ action, outcome, reason, actor, address }) => ({ action, outcome, reason, actor, address }))).toEqual([
+      { action: "message", outcome: "sent", reason: undefined, actor: admin.address.toLowerCase(), address: undefined },
+      { action: "join-link", outcome: "changed", reason: "rotate", actor: "api-key", address: undefined },
+      { action: "edit", outcome: "changed", reason: "name, rules", actor: admin.address.toLowerCase(), address: undefined },
+    ]);
+  });
+
   it("counts joins and denials of the last 24 hours per group", async () => {
     const { token } = await signIn();
     const created = await call("POST", "/api/create", { cookie: token, body: { name: "Busy" } });
