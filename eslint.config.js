@@ -33,7 +33,7 @@ export default tseslint.config(
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
       sourceType: "script",
-      globals: { window: "readonly", document: "readonly", fetch: "readonly", Event: "readonly", TextEncoder: "readonly", Blob: "readonly", URL: "readonly", setTimeout: "readonly", location: "readonly", confirm: "readonly", navigator: "readonly" },
+      globals: { window: "readonly", document: "readonly", fetch: "readonly", Event: "readonly", TextEncoder: "readonly", Blob: "readonly", URL: "readonly", setTimeout: "readonly", clearTimeout: "readonly", location: "readonly", confirm: "readonly", navigator: "readonly" },
     },
   },
 );

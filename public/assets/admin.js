@@ -24,6 +24,10 @@
     for (const child of children || []) if (child !== null && child !== undefined) node.append(child);
     return node;
   }
+  /** Replaces a node's children, skipping the absent ones (null, undefined). */
+  function put(node, ...children) {
+    node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+  }
   const text = (value) => (value === null || value === undefined ? "—" : String(value));
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
   const short = (address) => (address ? `${address.slice(0, 6)}…${address.slice(-4)}` : "—");
@@ -48,8 +52,11 @@
     if (message) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
   }
+  let toastTimer = 0;
   function say(message) {
     toast.textContent = message;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (toast.textContent = ""), 6000);
   }
 
   /** An operator API call with the session cookie; throws {status, message, issues, retry} on failure. */
@@ -149,7 +156,7 @@
         button.disabled = false;
       }
     };
-    main.replaceChildren(
+    put(main,
       el("div", { className: "sign-in card" }, [
         el("h1", { textContent: "Sign in to the dashboard" }),
         el("p", { className: "hint", textContent: "Admins sign in with their wallet. Signing a message proves the address is yours; it costs nothing." }),
@@ -175,12 +182,12 @@
   // ---- groups list ---------------------------------------------------------------------------------------------
 
   async function groupsView(offset) {
-    main.replaceChildren(el("h1", { textContent: "Groups" }), el("p", { className: "hint", textContent: "Loading…" }));
+    put(main, el("h1", { textContent: "Groups" }), el("p", { className: "hint", textContent: "Loading…" }));
     let data;
     try {
       data = await api("GET", `/api/groups?offset=${offset}&limit=${PAGE}`);
     } catch (error) {
-      main.replaceChildren(el("h1", { textContent: "Groups" }), problemBox(error, () => groupsView(offset)));
+      put(main, el("h1", { textContent: "Groups" }), problemBox(error, () => groupsView(offset)));
       return;
     }
     const rows = data.groups.map((g) =>
@@ -193,7 +200,7 @@
         el("td", { textContent: when(g.createdAt) }),
       ]),
     );
-    main.replaceChildren(
+    put(main,
       el("div", { className: "title-row" }, [el("h1", { textContent: "Groups" }), el("a", { className: "button", href: "#/new", textContent: "New group" })]),
       data.total === 0
         ? el("p", { textContent: "No groups yet. Create the first one." })
@@ -240,15 +247,15 @@
   }
 
   async function groupView(groupId) {
-    main.replaceChildren(el("p", { className: "hint", textContent: "Loading…" }));
+    put(main, el("p", { className: "hint", textContent: "Loading…" }));
     let group;
     try {
       group = await api("GET", `/api/groups/${groupId}`);
     } catch (error) {
-      main.replaceChildren(el("h1", { textContent: "Group" }), problemBox(error, () => groupView(groupId)));
+      put(main, el("h1", { textContent: "Group" }), problemBox(error, () => groupView(groupId)));
       return;
     }
-    main.replaceChildren(
+    put(main,
       el("div", { className: "title-row" }, [el("h1", { textContent: group.name }), el("a", { className: "button secondary", href: `#/groups/${groupId}/edit`, textContent: "Edit group" })]),
       group.description ? el("p", { className: "description", textContent: group.description }) : null,
       el("p", {}, [el("strong", { textContent: "To join: " }), document.createTextNode(group.requirement)]),
@@ -291,7 +298,7 @@
             }
           },
         });
-      box.replaceChildren(
+      put(box,
         el("p", { id: "link-state", className: g.joinLinkEnabled ? "ok" : "bad", textContent: g.joinLinkEnabled ? "The join link is on." : "The join link is off: it shows “not found”." }),
         field("Join link", url),
         el("div", { className: "actions" }, [copy, act("rotate", "New link"), g.joinLinkEnabled ? act("disable", "Turn off") : act("enable", "Turn on")]),
@@ -340,7 +347,7 @@
                     say(`${short(m.address)}: ${out[0].result}`);
                     await groupView(group.groupId);
                   } catch (error) {
-                    results.replaceChildren(problemBox(error));
+                    put(results, problemBox(error));
                   }
                 },
               })
@@ -392,9 +399,9 @@
             el("td", { textContent: e.reason || "" }),
           ]),
         );
-        list.replaceChildren(data.entries.length ? table("Audit log", ["When", "What", "Wallet", "By", "Reason"], rows) : el("p", { textContent: "Nothing here yet." }), pager(offset, data.total, load));
+        put(list, data.entries.length ? table("Audit log", ["When", "What", "Wallet", "By", "Reason"], rows) : el("p", { textContent: "Nothing here yet." }), pager(offset, data.total, load));
       } catch (error) {
-        list.replaceChildren(problemBox(error, () => load(offset)));
+        put(list, problemBox(error, () => load(offset)));
       }
     };
     type.onchange = () => load(0);
@@ -411,10 +418,10 @@
       try {
         const { messages } = await api("GET", `/api/groups/${groupId}/messages?limit=20`);
         const texts = messages.filter((m) => m.kind === "text" || m.text);
-        list.replaceChildren(...texts.map((m) => el("li", {}, [el("span", { className: "meta", textContent: `${short(m.sender)} · ${when(m.sentAt)}` }), el("p", { textContent: m.text || "" })])));
-        if (!texts.length) list.replaceChildren(el("li", { className: "hint", textContent: "No messages yet." }));
+        put(list, ...texts.map((m) => el("li", {}, [el("span", { className: "meta", textContent: `${short(m.sender)} · ${when(m.sentAt)}` }), el("p", { textContent: m.text || "" })])));
+        if (!texts.length) put(list, el("li", { className: "hint", textContent: "No messages yet." }));
       } catch (error) {
-        status.replaceChildren(problemBox(error, load));
+        put(status, problemBox(error, load));
       }
     };
     form.onsubmit = async (event) => {
@@ -467,10 +474,10 @@
       fields = {};
       r = r || {};
       const known = r.symbol || r.name ? el("p", { className: "hint", textContent: `The chain says: ${[r.symbol, r.decimals !== undefined ? `${r.decimals} decimals` : null, r.name].filter(Boolean).join(", ")}` }) : null;
-      if (t === "erc20") body.replaceChildren(chainPicker(r.chainId), input("token", "Token contract", r.token, "0x…", { className: "mono" }), input("minBalance", "Minimum balance (whole tokens)", r.minBalance, "e.g. 100 or 0.5"), known);
-      else if (t === "erc721") body.replaceChildren(chainPicker(r.chainId), input("contract", "NFT contract", r.contract, "0x…", { className: "mono" }), input("minCount", "At least this many (leave empty with a token id)", r.minCount === undefined && r.tokenId === undefined ? 1 : r.minCount), input("tokenId", "Or this token id", r.tokenId), known);
-      else if (t === "erc1155") body.replaceChildren(chainPicker(r.chainId), input("contract", "Contract", r.contract, "0x…", { className: "mono" }), input("tokenId", "Token id", r.tokenId), input("minBalance", "Minimum balance", r.minBalance === undefined ? 1 : r.minBalance), known);
-      else if (t === "poap") body.replaceChildren(input("eventId", "POAP event id", r.eventId));
+      if (t === "erc20") put(body, chainPicker(r.chainId), input("token", "Token contract", r.token, "0x…", { className: "mono" }), input("minBalance", "Minimum balance (whole tokens)", r.minBalance, "e.g. 100 or 0.5"), known);
+      else if (t === "erc721") put(body, chainPicker(r.chainId), input("contract", "NFT contract", r.contract, "0x…", { className: "mono" }), input("minCount", "At least this many (leave empty with a token id)", r.minCount === undefined && r.tokenId === undefined ? 1 : r.minCount), input("tokenId", "Or this token id", r.tokenId), known);
+      else if (t === "erc1155") put(body, chainPicker(r.chainId), input("contract", "Contract", r.contract, "0x…", { className: "mono" }), input("tokenId", "Token id", r.tokenId), input("minBalance", "Minimum balance", r.minBalance === undefined ? 1 : r.minBalance), known);
+      else if (t === "poap") put(body, input("eventId", "POAP event id", r.eventId));
       else if (t === "allowlist") {
         const area = el("textarea", { rows: 4, value: (r.addresses || []).join("\n") });
         fields.addresses = area;
@@ -482,11 +489,11 @@
           area.value = [...new Set([...area.value.split(/\s+/).filter(Boolean), ...found])].join("\n");
           say(`${found.length} addresses read from ${file.name}`);
         };
-        body.replaceChildren(field("Addresses (one a line)", area), field("Or upload a CSV of addresses", upload));
+        put(body, field("Addresses (one a line)", area), field("Or upload a CSV of addresses", upload));
       } else {
         const area = el("textarea", { rows: 5, className: "mono", value: JSON.stringify(r && Object.keys(r).length ? r : { type: "open" }, null, 2) });
         fields.json = area;
-        body.replaceChildren(field("Rule as JSON (kept exactly as written)", area, "A rule this builder does not know is shown here and saved as it is."));
+        put(body, field("Rule as JSON (kept exactly as written)", area, "A rule this builder does not know is shown here and saved as it is."));
       }
     };
     draw(kind, rule);
@@ -519,13 +526,13 @@
   }
 
   async function editView(groupId) {
-    main.replaceChildren(el("p", { className: "hint", textContent: "Loading…" }));
+    put(main, el("p", { className: "hint", textContent: "Loading…" }));
     let group;
     let chains;
     try {
       [group, { chains }] = await Promise.all([groupId ? api("GET", `/api/groups/${groupId}`) : Promise.resolve(null), api("GET", "/api/status")]);
     } catch (error) {
-      main.replaceChildren(problemBox(error, () => editView(groupId)));
+      put(main, problemBox(error, () => editView(groupId)));
       return;
     }
     const name = el("input", { type: "text", value: group ? group.name : "", required: true });
@@ -540,7 +547,7 @@
       initial = top.any;
       mode.value = "any";
     } else if (top.type !== "open") initial = [top];
-    const redraw = () => rulesBox.replaceChildren(...rows.map((r) => r.node), rows.length ? null : el("p", { className: "hint", textContent: "No rules: anyone may join." }));
+    const redraw = () => put(rulesBox, ...rows.map((r) => r.node), rows.length ? null : el("p", { className: "hint", textContent: "No rules: anyone may join." }));
     const addRow = (rule) => {
       const row = ruleRow(rule, chains, rows.length, () => {
         rows.splice(rows.indexOf(row), 1);
@@ -566,7 +573,7 @@
     form.onsubmit = async (event) => {
       event.preventDefault();
       for (const input of form.querySelectorAll("[aria-invalid]")) fieldError(input, "");
-      status.replaceChildren();
+      put(status, );
       let rules;
       try {
         rules = rulesValue();
@@ -588,10 +595,10 @@
             placed = true;
           }
         }
-        if (!placed) status.replaceChildren(problemBox(error));
+        if (!placed) put(status, problemBox(error));
       }
     };
-    main.replaceChildren(el("h1", { textContent: groupId ? `Edit ${group.name}` : "New group" }), form);
+    put(main, el("h1", { textContent: groupId ? `Edit ${group.name}` : "New group" }), form);
   }
 
   /** The input an API issue path (`rules.any.1.token`, `name`) is about, so the error is shown next to it. */
@@ -615,17 +622,17 @@
   // ---- status --------------------------------------------------------------------------------------------------
 
   async function statusView() {
-    main.replaceChildren(el("h1", { textContent: "Status" }), el("p", { className: "hint", textContent: "Loading…" }));
+    put(main, el("h1", { textContent: "Status" }), el("p", { className: "hint", textContent: "Loading…" }));
     let s;
     try {
       s = await api("GET", "/api/status");
     } catch (error) {
-      main.replaceChildren(el("h1", { textContent: "Status" }), problemBox(error, statusView));
+      put(main, el("h1", { textContent: "Status" }), problemBox(error, statusView));
       return;
     }
     const run = s.cron.lastRun;
     const dl = (pairs) => el("dl", { className: "facts" }, pairs.flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: v })]));
-    main.replaceChildren(
+    put(main,
       el("h1", { textContent: "Status" }),
       section("XMTP", [dl([["Environment", s.xmtp.env], ["Protocol", s.xmtp.network === "d14n" ? "decentralized (d14n)" : "V3"], ["Gateway", s.xmtp.gatewayConfigured ? "configured" : "not configured"], ["Last switch", s.xmtp.lastSwitch ? `${s.xmtp.lastSwitch.protocol} on ${when(s.xmtp.lastSwitch.at)}` : "never"]])], "xmtp"),
       section("Chains with an RPC", [s.chains.length ? el("ul", {}, s.chains.map((c) => el("li", { textContent: `${c.name} (${c.chainId})` }))) : el("p", { textContent: "None: only open and allowlist rules can be used." }), dl([["Holdings read from", s.eligibilityProvider], ["Link service", s.linkService ? "configured" : "none (own join links)"], ["Admins", String(s.admins)]])], "chains"),

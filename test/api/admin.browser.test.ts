@@ -73,6 +73,7 @@ async function axeProblems(page: Page): Promise<string[]> {
 /** Checks the page with axe and saves its screenshot as test/artifacts/admin-<name>-<width>.png. */
 async function inspect(page: Page, name: string): Promise<void> {
   expect(await axeProblems(page), name).toEqual([]);
+  expect(await page.locator("main").innerText(), name).not.toMatch(/\bnull\b|\bundefined\b|NaN|\[object /);
   const width = page.viewportSize()?.width ?? 0;
   await page.screenshot({ path: join(ARTIFACTS, `admin-${name}-${width}.png`), fullPage: true });
 }
