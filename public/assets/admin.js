@@ -466,7 +466,9 @@
       return field(label, node, hint);
     };
     const chainPicker = (value) => {
-      const node = el("select", {}, chains.map((c) => el("option", { value: String(c.chainId), textContent: `${c.name} (${c.chainId})`, selected: c.chainId === value })));
+      // A saved rule's chain that lost its RPC stays selected (saving then says what to set) rather than changing silently.
+      const offered = value !== undefined && !chains.some((c) => c.chainId === value) ? [...chains, { chainId: value, name: `chain ${value}, no RPC configured` }] : chains;
+      const node = el("select", {}, offered.map((c) => el("option", { value: String(c.chainId), textContent: `${c.name} (${c.chainId})`, selected: c.chainId === value })));
       fields.chainId = node;
       return field("Chain (only chains with an RPC configured)", node);
     };
@@ -557,6 +559,7 @@
       redraw();
     };
     initial.forEach(addRow);
+    redraw();
     const status = el("div", { role: "status", "aria-live": "polite" });
     const rulesValue = () => {
       const list = rows.map((r) => r.read());
