@@ -11,7 +11,7 @@ import { startLocalServer } from "../../scripts/local-server.js";
 import { LAPTOP, launchBrowser, openPage, PHONE, walletOf } from "../support/browser.js";
 import { startLocalChain, type LocalChain } from "../support/evm.js";
 import { ADMIN_KEY, realDeployment, startRealInstance, type RealXmtpInstance } from "../support/test-app.js";
-import { createPerson, type Person } from "../support/xmtp-people.js";
+import { clearFaults, createPerson, injectFaults, type Person } from "../support/xmtp-people.js";
 
 // The dashboard in headless Chromium over the real stack: the local server (vercel.json's routes, public/ assets),
 // real Redis, the real XMTP client against the local node, anvil (chain 8453) for the token rule, a test wallet.
@@ -25,6 +25,7 @@ let closeServer: () => Promise<void>;
 let browser: Browser;
 let chain: LocalChain;
 let instance: RealXmtpInstance;
+let appVersion: string;
 let holder: Person;
 let token: Address;
 let notAToken: Address;
@@ -39,6 +40,7 @@ beforeAll(async () => {
   holder = await createPerson();
   await chain.write(token, "TestERC20", "mint", [holder.address, 50n * 10n ** 18n]);
   const deployment = realDeployment({ PUBLIC_URL: base, ADMIN_ADDRESSES: admin.address, [`RPC_URL_${CHAIN}`]: chain.url, CRON_SECRET: "cron-secret-for-tests-0123" });
+  appVersion = deployment.appVersion;
   instance = await startRealInstance(deployment);
   setApp(instance.app);
   browser = await launchBrowser();
@@ -181,10 +183,18 @@ describe("the dashboard in headless Chromium", () => {
       expect(csv).toContain(`${holder.address.toLowerCase()},`);
       expect(csv).toContain(holder.inboxId);
 
-      // A message from the backend.
-      await page.getByLabel("Message to the group (sent by the backend wallet)").fill("Welcome, holders");
+      // A message from the backend: while the network refuses it, the box says so in words; sending again works.
+      const box = page.getByLabel("Message to the group (sent by the backend wallet)");
+      await box.fill("Welcome, holders");
+      await injectFaults(appVersion, [{ method: "SendGroupMessages", when: "before", count: 50 }]);
       await page.getByRole("button", { name: "Send" }).click();
-      await page.locator("#message-list li", { hasText: "Welcome, holders" }).waitFor({ timeout: 30_000 });
+      await expect.poll(() => box.getAttribute("aria-invalid"), { timeout: 60_000 }).toBe("true");
+      const boxError = (await box.getAttribute("aria-describedby"))!.split(" ")[0]!;
+      expect(await page.locator(`#${boxError}`).textContent()).toMatch(/try again/i);
+      await clearFaults(appVersion);
+      await page.getByRole("button", { name: "Send" }).click();
+      // libxmtp keeps a refused message queued and may publish it with the next send: one or two copies, never none.
+      await page.locator("#message-list li", { hasText: "Welcome, holders" }).first().waitFor({ timeout: 30_000 });
       await inspect(page, "group");
 
       // Remove them: gone from the list, from XMTP, and audited with who did it.
@@ -247,7 +257,8 @@ describe("the dashboard in headless Chromium", () => {
       await page.getByRole("button", { name: "Connect wallet and sign in" }).waitFor();
       expect(await desk.context.cookies()).toEqual([]);
       expect((await fetch(`${base}/api/groups`, { headers: { origin: base } })).status).toBe(401);
-      expect(desk.errors.filter((e) => !/status of 40[01]/.test(e))).toEqual([]);
+      // Expected failed requests only: the first "who is signed in?" (401), the create check (400), the refused send (503).
+      expect(desk.errors.filter((e) => !/status of (400|401|503)/.test(e))).toEqual([]);
     } finally {
       await desk.close();
     }
