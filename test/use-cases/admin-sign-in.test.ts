@@ -158,6 +158,19 @@ describe("dashboard sign-in", () => {
     expect(await adminSession({ ...t.app, config: { ...t.app.config, admins: [] } }, token)).toBeNull();
   });
 
+  it("limits sign-in messages per network (429 with Retry-After), counted apart from the join page's", async () => {
+    const ip = "192.0.2.77";
+    const ask = () => challengeRoute.fetch(post("/api/admin/challenge", { address: admin.address, chainId: CHAIN }, { "x-forwarded-for": ip }));
+    for (let i = 0; i < t.config.rateLimits.joinPerIp.limit; i++) expect((await ask()).status).toBe(200);
+    const refused = await ask();
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain("Too many sign-in attempts");
+    // The join page's own budget from that network is untouched.
+    const created = (await (await createRoute.fetch(adminPost("/api/create", { name: "Other door" }))).json()) as { joinLinkId: string };
+    expect((await joinChallengeRoute.fetch(post("/api/join/challenge", { linkId: created.joinLinkId, address: admin.address, chainId: CHAIN }, { "x-forwarded-for": ip }))).status).toBe(200);
+  });
+
   it.each([
     ["no fields", {}],
     ["a bad address", { address: "0x1234", chainId: 1 }],
