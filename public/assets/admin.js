@@ -458,7 +458,13 @@
     const kind = rule && rule.type && KNOWN.has(rule.type) ? rule.type : rule && rule.type === "open" ? "erc20" : "json";
     const type = el("select", {}, RULE_TYPES.map(([value, label]) => el("option", { value, textContent: label, selected: value === kind })));
     const body = el("div", { className: "rule-fields" });
-    const row = el("fieldset", { className: "rule" }, [el("legend", { textContent: `Rule ${index + 1}` }), field("Kind", type), body]);
+    const says = el("p", { className: "hint chain-says" });
+    const row = el("fieldset", { className: "rule" }, [el("legend", { textContent: `Rule ${index + 1}` }), field("Kind", type), body, says]);
+    /** Shows what the chain said about this rule's contract (symbol, decimals, collection name), if anything. */
+    const setSays = (r) => {
+      const parts = r ? [r.symbol, r.decimals !== undefined ? `${r.decimals} decimals` : null, r.name].filter((x) => x !== null && x !== undefined && x !== "") : [];
+      says.textContent = parts.length ? `The chain says: ${parts.join(", ")}` : "";
+    };
     let fields = {};
     const input = (name, label, value, hint, attrs) => {
       const node = el("input", { type: "text", value: value === undefined || value === null ? "" : String(value), ...(attrs || {}) });
@@ -475,10 +481,10 @@
     const draw = (t, r) => {
       fields = {};
       r = r || {};
-      const known = r.symbol || r.name ? el("p", { className: "hint", textContent: `The chain says: ${[r.symbol, r.decimals !== undefined ? `${r.decimals} decimals` : null, r.name].filter(Boolean).join(", ")}` }) : null;
-      if (t === "erc20") put(body, chainPicker(r.chainId), input("token", "Token contract", r.token, "0x…", { className: "mono" }), input("minBalance", "Minimum balance (whole tokens)", r.minBalance, "e.g. 100 or 0.5"), known);
-      else if (t === "erc721") put(body, chainPicker(r.chainId), input("contract", "NFT contract", r.contract, "0x…", { className: "mono" }), input("minCount", "At least this many (leave empty with a token id)", r.minCount === undefined && r.tokenId === undefined ? 1 : r.minCount), input("tokenId", "Or this token id", r.tokenId), known);
-      else if (t === "erc1155") put(body, chainPicker(r.chainId), input("contract", "Contract", r.contract, "0x…", { className: "mono" }), input("tokenId", "Token id", r.tokenId), input("minBalance", "Minimum balance", r.minBalance === undefined ? 1 : r.minBalance), known);
+      setSays(r);
+      if (t === "erc20") put(body, chainPicker(r.chainId), input("token", "Token contract", r.token, "0x…", { className: "mono" }), input("minBalance", "Minimum balance (whole tokens)", r.minBalance, "e.g. 100 or 0.5"));
+      else if (t === "erc721") put(body, chainPicker(r.chainId), input("contract", "NFT contract", r.contract, "0x…", { className: "mono" }), input("minCount", "At least this many (leave empty with a token id)", r.minCount === undefined && r.tokenId === undefined ? 1 : r.minCount), input("tokenId", "Or this token id", r.tokenId));
+      else if (t === "erc1155") put(body, chainPicker(r.chainId), input("contract", "Contract", r.contract, "0x…", { className: "mono" }), input("tokenId", "Token id", r.tokenId), input("minBalance", "Minimum balance", r.minBalance === undefined ? 1 : r.minBalance));
       else if (t === "poap") put(body, input("eventId", "POAP event id", r.eventId));
       else if (t === "allowlist") {
         const area = el("textarea", { rows: 4, value: (r.addresses || []).join("\n") });
@@ -503,6 +509,11 @@
     row.append(el("button", { type: "button", className: "danger", textContent: `Remove rule ${index + 1}`, onclick: remove }));
     return {
       node: row,
+      setSays,
+      /** Whether every field a check needs is filled (optional ones aside), so checking now will not nag. */
+      complete() {
+        return Object.entries(fields).every(([k, f]) => k === "tokenId" || k === "minCount" || f.tagName === "SELECT" || f.type === "file" || f.value.trim() !== "");
+      },
       get fields() {
         return fields;
       },
@@ -561,14 +572,59 @@
     initial.forEach(addRow);
     redraw();
     const status = el("div", { role: "status", "aria-live": "polite" });
+    const preview = el("p", { id: "rules-preview", className: "preview", role: "status", "aria-live": "polite" });
     const rulesValue = () => {
       const list = rows.map((r) => r.read());
       return list.length === 0 ? { type: "open" } : list.length === 1 ? list[0] : { [mode.value]: list };
     };
+    const clearRuleErrors = () => {
+      for (const input of rulesBox.querySelectorAll("[aria-invalid]")) fieldError(input, "");
+    };
+    /** Places an API error's issues at their fields; answers whether any found one. */
+    const placeIssues = (error) => {
+      let placed = false;
+      for (const issue of error.issues || []) {
+        const target = inputFor(issue.path, { name, description }, rows, rulesValue());
+        if (target) {
+          fieldError(target, issue.message);
+          placed = true;
+        }
+      }
+      return placed;
+    };
+    // The create checks, run without creating anything: what the chain says, the join page's words, or the errors.
+    let checking = 0;
+    const check = async () => {
+      const mine = ++checking;
+      clearRuleErrors();
+      let rules;
+      try {
+        rules = rulesValue();
+      } catch (bad) {
+        fieldError(bad.field, bad.message);
+        return;
+      }
+      preview.textContent = "Checking with the chain…";
+      try {
+        const out = await api("POST", "/api/create?dryRun=1", { name: name.value.trim() || "Preview", rules });
+        if (mine !== checking) return;
+        const checked = rows.length === 1 ? [out.rules] : out.rules[mode.value] || [];
+        rows.forEach((row, i) => row.setSays(checked[i]));
+        preview.textContent = `People will read: ${out.requirement}`;
+      } catch (error) {
+        if (mine !== checking) return;
+        preview.textContent = placeIssues(error) ? "" : error.message;
+      }
+    };
+    let timer = 0;
+    rulesBox.addEventListener("change", () => {
+      clearTimeout(timer);
+      if (rows.length && rows.every((r) => r.complete())) timer = setTimeout(check, 250);
+    });
     const form = el("form", { id: "group-form" }, [
       field("Name", name),
       field("Description", description),
-      section("Who may join", [field("People need", mode), rulesBox, el("button", { type: "button", className: "secondary", textContent: "Add a rule", onclick: () => addRow({ type: "erc20" }) })], "rules-section"),
+      section("Who may join", [field("People need", mode), rulesBox, el("div", { className: "actions" }, [el("button", { type: "button", className: "secondary", textContent: "Add a rule", onclick: () => addRow({ type: "erc20" }) }), el("button", { type: "button", className: "secondary", textContent: "Check with the chain", onclick: check })]), preview], "rules-section"),
       el("p", { className: "hint", textContent: "Previewing who would lose access before saving is not available yet." }),
       el("button", { type: "submit", className: "primary", textContent: groupId ? "Save changes" : "Create group" }),
       status,
@@ -590,15 +646,7 @@
         say(groupId ? "Saved" : "Group created");
         location.hash = `#/groups/${saved.groupId}`;
       } catch (error) {
-        let placed = false;
-        for (const issue of error.issues || []) {
-          const target = inputFor(issue.path, { name, description }, rows, rulesValue());
-          if (target) {
-            fieldError(target, issue.message);
-            placed = true;
-          }
-        }
-        if (!placed) put(status, problemBox(error));
+        if (!placeIssues(error)) put(status, problemBox(error));
       }
     };
     put(main, el("h1", { textContent: groupId ? `Edit ${group.name}` : "New group" }), form);

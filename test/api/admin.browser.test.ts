@@ -140,14 +140,28 @@ describe("the dashboard in headless Chromium", () => {
       await page.getByLabel("Token contract").fill(notAToken);
       await page.getByLabel("Minimum balance (whole tokens)").fill("10");
       await inspect(page, "new-group");
-      await page.getByRole("button", { name: "Create group" }).click();
+      // Checked on the way, before anything is created…
+      await page.getByRole("button", { name: "Check with the chain" }).click();
       const tokenField = page.getByLabel("Token contract");
       await expect.poll(() => tokenField.getAttribute("aria-invalid")).toBe("true");
       const describedBy = (await tokenField.getAttribute("aria-describedby"))!.split(" ")[0]!;
       expect(await page.locator(`#${describedBy}`).textContent()).toMatch(/balanceOf|decimals|does not behave like/);
+      expect((await (await fetch(`${base}/api/groups`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { total: number }).toMatchObject({ total: 0 });
+      // …and by the create itself.
+      await page.getByLabel("Minimum balance (whole tokens)").fill("11");
+      await page.getByRole("button", { name: "Create group" }).click();
+      await page.locator(`#${describedBy}`).waitFor();
+      expect(await page.locator(`#${describedBy}`).textContent()).toMatch(/balanceOf|decimals|does not behave like/);
       await inspect(page, "new-group-error");
 
+      // The right token: what the chain says, and the join page's words, before creating.
       await tokenField.fill(token);
+      await page.getByLabel("Minimum balance (whole tokens)").fill("10");
+      await page.getByRole("button", { name: "Check with the chain" }).click();
+      await page.locator("#rules-preview", { hasText: "People will read: Hold at least 10 GATE on Base" }).waitFor();
+      expect(await page.locator(".chain-says").textContent()).toBe("The chain says: GATE, 18 decimals");
+      expect(await tokenField.getAttribute("aria-invalid")).toBeNull();
+      await inspect(page, "new-group-checked");
       await page.getByRole("button", { name: "Create group" }).click();
       await view(page, "groups");
       await page.locator("#link-box .qr").waitFor();

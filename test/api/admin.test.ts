@@ -145,6 +145,20 @@ describe("who acted, and the groups list", () => {
     ]);
   });
 
+  it("checks rules without creating anything (POST /api/create?dryRun=1): the rules as stored, in plain words, or the errors at their path", async () => {
+    const { token } = await signIn();
+    const before = (await call("GET", "/api/groups", { cookie: token })).body.total;
+    const listed = wallet();
+    const ok = await call("POST", "/api/create?dryRun=1", { cookie: token, body: { name: "Preview", rules: { any: [{ type: "allowlist", addresses: [listed] }, { type: "open" }] } } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toEqual({ rules: { any: [{ type: "allowlist", addresses: [listed] }, { type: "open" }] }, requirement: expect.stringContaining("allowlist") as unknown });
+    const noRpc = await call("POST", "/api/create?dryRun=1", { cookie: token, body: { name: "Preview", rules: { type: "erc20", chainId: 10, token: wallet(), minBalance: "1" } } });
+    expect(noRpc.status).toBe(400);
+    expect(noRpc.body.error).toMatchObject({ code: "invalid_request", issues: [{ path: "rules" }] });
+    expect((await call("POST", "/api/create?dryRun=1", { cookie: token, origin: null, body: { name: "Preview" } })).status).toBe(403);
+    expect((await call("GET", "/api/groups", { cookie: token })).body.total).toBe(before);
+  });
+
   it("counts joins and denials of the last 24 hours per group", async () => {
     const { token } = await signIn();
     const created = await call("POST", "/api/create", { cookie: token, body: { name: "Busy" } });
