@@ -46,7 +46,7 @@ export async function requireOperator(
     return "api-key";
   }
   const token = sessionToken(request);
-  if (!token) throw new UnauthorizedError("Sign in at /admin, or send Authorization: Bearer <ADMIN_API_KEY>");
+  if (!token) throw new UnauthorizedError("Missing or invalid bearer token");
   if (!SAFE_METHODS.has(request.method.toUpperCase())) requireSameOrigin(request, app.config.publicUrl);
   const session = await adminSession(app, token);
   if (!session) throw new UnauthorizedError("Your session has ended; sign in again");
