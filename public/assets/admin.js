@@ -712,6 +712,8 @@
     who.textContent = `Signed in as ${short(me.address)}`;
     const hash = location.hash.replace(/^#\/?/, "");
     const parts = hash.split("/");
+    // Only a group id goes into an API path: a crafted link cannot point the page at another endpoint.
+    if (parts[0] === "groups" && parts[1] && !/^[0-9a-f]{1,128}$/.test(parts[1])) parts.splice(1);
     for (const link of nav.querySelectorAll("a")) link.removeAttribute("aria-current");
     const current = nav.querySelector(`a[href="#/${parts[0] || "groups"}"]`);
     if (current) current.setAttribute("aria-current", "page");

@@ -267,6 +267,14 @@ describe("the dashboard in headless Chromium", () => {
         await phone.close();
       }
 
+      // A crafted link cannot send the page's requests elsewhere: only a hex group id reaches an API path.
+      const asked: string[] = [];
+      page.on("request", (r) => asked.push(new URL(r.url()).pathname));
+      await page.goto(`${base}/admin#/groups/..%2F..%2Fadmin%2Fsession/edit`);
+      await expect.poll(() => asked).toContain("/api/groups");
+      await view(page, "groups");
+      expect(asked.filter((p) => p !== "/api/groups")).toEqual([]);
+
       await page.getByRole("button", { name: "Sign out" }).click();
       await page.getByRole("button", { name: "Connect wallet and sign in" }).waitFor();
       expect(await desk.context.cookies()).toEqual([]);
