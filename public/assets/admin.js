@@ -30,6 +30,24 @@
   }
   const text = (value) => (value === null || value === undefined ? "—" : String(value));
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+  const VIA = { "join-page": "join page", webhook: "link service", operator: "added by an admin", reconciled: "found on XMTP", unknown: "unknown" };
+  const WHAT = {
+    "join added": "joined",
+    "join already-member": "joined (already a member)",
+    "join denied": "denied",
+    "join not-on-xmtp": "denied: no XMTP inbox",
+    "join error": "join failed",
+    "add added": "added",
+    "add already-member": "added (already a member)",
+    "add not-on-xmtp": "not added: no XMTP inbox",
+    "add denied": "not added",
+    "remove removed": "removed",
+    "remove not-a-member": "removed (was not a member)",
+    "remove not-on-xmtp": "not removed: no XMTP inbox",
+    "edit changed": "group edited",
+    "join-link changed": "join link changed",
+    "message sent": "message sent",
+  };
   const short = (address) => (address ? `${address.slice(0, 6)}…${address.slice(-4)}` : "—");
   let fieldIds = 0;
   function field(label, input, hint) {
@@ -331,7 +349,7 @@
       el("tr", {}, [
         el("td", { className: "mono", textContent: text(m.address) }),
         el("td", { textContent: when(m.joinedAt) }),
-        el("td", { textContent: text(m.via) }),
+        el("td", { textContent: m.via ? VIA[m.via] || m.via : "—" }),
         el("td", { textContent: m.exempt ? "exempt" : "checked daily" }),
         el("td", {}, [
           m.address
@@ -393,7 +411,7 @@
         const rows = data.entries.map((e) =>
           el("tr", {}, [
             el("td", { textContent: when(e.at) }),
-            el("td", { textContent: `${e.action} · ${e.outcome}` }),
+            el("td", { textContent: WHAT[`${e.action} ${e.outcome}`] || `${e.action} · ${e.outcome}` }),
             el("td", { className: "mono", textContent: short(e.address) }),
             el("td", { textContent: e.actor ? (e.actor === "api-key" ? "API key" : short(e.actor)) : e.source }),
             el("td", { textContent: e.reason || "" }),
