@@ -31,6 +31,7 @@
   const text = (value) => (value === null || value === undefined ? "—" : String(value));
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
   const VIA = { "join-page": "join page", webhook: "link service", operator: "added by an admin", reconciled: "found on XMTP", unknown: "unknown" };
+  const SOURCE = { "join-page": "join page", webhook: "link service", reverify: "daily re-verification", operator: "operator" };
   const WHAT = {
     "join added": "joined",
     "join already-member": "joined (already a member)",
@@ -413,7 +414,7 @@
             el("td", { textContent: when(e.at) }),
             el("td", { textContent: WHAT[`${e.action} ${e.outcome}`] || `${e.action} · ${e.outcome}` }),
             el("td", { className: "mono", textContent: short(e.address) }),
-            el("td", { textContent: e.actor ? (e.actor === "api-key" ? "API key" : short(e.actor)) : e.source }),
+            el("td", { textContent: e.actor ? (e.actor === "api-key" ? "API key" : short(e.actor)) : SOURCE[e.source] || e.source }),
             el("td", { textContent: e.reason || "" }),
           ]),
         );
