@@ -7,6 +7,7 @@ import { createMemberStore, type MemberStore } from "./stores/members.js";
 import { createJoinLinkStore, type JoinLinkStore } from "./stores/join-links.js";
 import { createGroupRegistry, type GroupRegistry } from "./stores/registry.js";
 import { createChallengeStore, type ChallengeStore } from "./stores/challenges.js";
+import { createAdminSessionStore, type AdminSessionStore } from "./stores/admin-sessions.js";
 import { createReverifyCursorStore, type ReverifyCursorStore } from "./stores/reverify-cursor.js";
 import { createSignatureVerifier, type SignatureVerifier } from "./services/signature-verifier.js";
 import { createLinkService, type LinkService } from "./services/link-service.js";
@@ -22,6 +23,8 @@ export interface App {
   readonly registry: GroupRegistry;
   readonly joinLinks: JoinLinkStore;
   readonly challenges: ChallengeStore;
+  readonly adminChallenges: ChallengeStore;
+  readonly adminSessions: AdminSessionStore;
   readonly signatures: SignatureVerifier;
   readonly audit: AuditLog;
   readonly members: MemberStore;
@@ -56,6 +59,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     registry: createGroupRegistry(redis, config.redis.keyPrefix, now),
     joinLinks: createJoinLinkStore(redis, config.redis.keyPrefix),
     challenges: createChallengeStore(redis, config.redis.keyPrefix),
+    adminChallenges: createChallengeStore(redis, `${config.redis.keyPrefix}:admin`),
+    adminSessions: createAdminSessionStore(redis, config.redis.keyPrefix),
     signatures: createSignatureVerifier({ rpcUrls: config.eligibility.rpcUrls, ...(overrides.fetch ? { fetch: overrides.fetch } : {}) }),
     audit: createAuditLog(redis, config.redis.keyPrefix, now),
     members: createMemberStore(redis, config.redis.keyPrefix, now),

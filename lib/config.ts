@@ -39,6 +39,11 @@ export interface Config {
     readonly keyPrefix: string;
   };
   readonly adminApiKey: string;
+  /**
+   * Who may sign in to the dashboard (`ADMIN_ADDRESSES`), lowercase. A plain address signs with its own key; an
+   * `eip155:<chainId>:0x…` entry is a smart-contract wallet, checked (EIP-1271/6492) on that chain only.
+   */
+  readonly admins: readonly { readonly address: string; readonly contractChainId: number | null }[];
   readonly webhookSecret: string;
   /** This deployment's base URL, without a trailing slash. */
   readonly publicUrl: string;
@@ -102,6 +107,7 @@ const PROBLEMS: Record<string, string> = {
   KV_REST_API_TOKEN: "must be set",
   REDIS_KEY_PREFIX: "must be at most 64 characters of letters, digits, ':', '_' or '-'",
   ADMIN_API_KEY: "must be at least 32 characters",
+  ADMIN_ADDRESSES: "must be a comma-separated list of 0x addresses, or eip155:<chainId>:0x… for a smart-contract wallet",
   WEBHOOK_SECRET: "must be at least 32 characters",
   PUBLIC_URL: "must be an https URL (http only for localhost) with no path, query or fragment",
   LINK_SERVICE_URL: "must be an https URL (http only for localhost)",
@@ -150,6 +156,9 @@ const rateLimit = (name: string) =>
 const optional = <T extends v.GenericSchema<string | undefined, unknown>>(schema: T) =>
   v.optional(v.pipe(v.string(), v.trim(), v.transform((s) => s || undefined), v.optional(schema)));
 
+// A plain address, or CAIP-10 (`eip155:<chainId>:<address>`) for a smart-contract wallet on one chain.
+const ADMIN_ENTRY = /^(?:eip155:(\d{1,12}):)?(0x[0-9a-fA-F]{40})$/;
+
 const EnvSchema = v.object({
   XMTP_WALLET_KEY: v.pipe(v.string(PROBLEMS.XMTP_WALLET_KEY), v.trim(), v.regex(/^0x[0-9a-fA-F]{64}$/, PROBLEMS.XMTP_WALLET_KEY)),
   XMTP_DB_ENCRYPTION_KEY: v.pipe(
@@ -168,6 +177,19 @@ const EnvSchema = v.object({
   KV_REST_API_TOKEN: optional(v.string()),
   REDIS_KEY_PREFIX: optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9:_-]{1,64}$/, PROBLEMS.REDIS_KEY_PREFIX))),
   ADMIN_API_KEY: v.pipe(v.string(PROBLEMS.ADMIN_API_KEY), v.trim(), v.minLength(32, PROBLEMS.ADMIN_API_KEY)),
+  ADMIN_ADDRESSES: optional(
+    v.pipe(
+      v.string(),
+      v.transform((raw) => raw.split(/[\s,]+/).filter(Boolean)),
+      v.check((list) => list.every((entry) => ADMIN_ENTRY.test(entry)), PROBLEMS.ADMIN_ADDRESSES),
+      v.transform((list) =>
+        list.map((entry) => {
+          const m = ADMIN_ENTRY.exec(entry)!;
+          return { address: m[2]!.toLowerCase(), contractChainId: m[1] ? Number(m[1]) : null };
+        }),
+      ),
+    ),
+  ),
   WEBHOOK_SECRET: v.pipe(v.string(PROBLEMS.WEBHOOK_SECRET), v.trim(), v.minLength(32, PROBLEMS.WEBHOOK_SECRET)),
   PUBLIC_URL: v.pipe(
     webUrl("PUBLIC_URL"),
@@ -248,6 +270,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     redis: { url: redisUrl.replace(/\/+$/, ""), token: redisToken, keyPrefix: e.REDIS_KEY_PREFIX ?? "tg" },
     adminApiKey: e.ADMIN_API_KEY,
+    admins: e.ADMIN_ADDRESSES ?? [],
     webhookSecret: e.WEBHOOK_SECRET,
     publicUrl: new URL(e.PUBLIC_URL).origin,
     eligibility: {

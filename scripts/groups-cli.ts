@@ -151,7 +151,7 @@ function render(command: string, data: Record<string, unknown>): string {
     case "messages":
       return table(list("messages"), ["sentAt", "sender", "text"]);
     case "audit":
-      return table(list("entries"), ["at", "source", "action", "address", "outcome", "reason"]);
+      return table(list("entries"), ["at", "source", "actor", "action", "address", "outcome", "reason"]);
     case "reverify":
       return `${data.dryRun ? "would remove" : "removed"}:\n${table(list("removed"), ["groupId", "address", "reason"])}\nchecked ${String(data.membersChecked)} member(s) in ${String(data.groupsChecked)} group(s); skipped ${list("skipped").length}`;
     default:

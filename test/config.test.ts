@@ -34,6 +34,21 @@ describe("loadConfig", () => {
     expect(config.rateLimits.joinPerAddress).toEqual({ limit: 10, windowSeconds: 600 });
   });
 
+  it("reads ADMIN_ADDRESSES: plain addresses sign with their key, eip155:<chain>:<address> are wallet contracts on that chain", () => {
+    expect(loadConfig(valid).admins).toEqual([]);
+    const a = "0x" + "Aa".repeat(20);
+    const b = "0x" + "bb".repeat(20);
+    expect(loadConfig({ ...valid, ADMIN_ADDRESSES: ` ${a}, eip155:8453:${b}\n` }).admins).toEqual([
+      { address: a.toLowerCase(), contractChainId: null },
+      { address: b, contractChainId: 8453 },
+    ]);
+    for (const bad of ["0x1234", `${a};${b}`, `eip155::${b}`, `solana:1:${b}`]) {
+      const error = problem({ ...valid, ADMIN_ADDRESSES: bad });
+      expect(error.variables).toEqual(["ADMIN_ADDRESSES"]);
+      expect(error.message).not.toContain(bad);
+    }
+  });
+
   it("registers with a link service only when LINK_SERVICE_URL is set, and then needs its link base", () => {
     const seed = loadConfig({ ...valid, LINK_SERVICE_URL: "https://backend-staging.converse.xyz/api/groups/create" });
     expect(seed.linkService).toEqual({

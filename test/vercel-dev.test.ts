@@ -11,6 +11,7 @@ import { createGroupRegistry } from "../lib/stores/registry.js";
 import { freePort } from "../local/redis/redis-server.js";
 import { ADMIN_KEY, testEnv, testRedis, WEBHOOK_SECRET } from "./support/test-app.js";
 import { clearFaults, injectFaults, nodeGroupStats } from "./support/xmtp-people.js";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 
 // The functions under the real Vercel dev runtime (`vercel dev --local`, no account), not only our own server.
 // XMTP_ENV=local points the real SDK at the local XMTP node on localhost:5556 (started by the global setup).
@@ -20,10 +21,11 @@ let child: ChildProcess;
 let base: string;
 let output = "";
 let env: Record<string, string>;
+const admin = privateKeyToAccount(generatePrivateKey());
 
 beforeAll(async () => {
   const key = `0x${randomBytes(32).toString("hex")}`;
-  env = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, XMTP_DB_DIR: await mkdtemp(join(tmpdir(), "vercel-dev-xmtp-")), LINK_SERVICE_URL: "", LINK_BASE_URL: "" });
+  env = testEnv({ XMTP_ENV: "local", XMTP_WALLET_KEY: key, XMTP_DB_DIR: await mkdtemp(join(tmpdir(), "vercel-dev-xmtp-")), LINK_SERVICE_URL: "", LINK_BASE_URL: "", ADMIN_ADDRESSES: admin.address });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const bin = join(process.cwd(), "node_modules", ".bin");
@@ -113,6 +115,22 @@ describe("the join page under vercel dev --local", () => {
       const res = await fetch(base + path);
       expect(res.status, path).toBe(404);
     }
+  }, 60_000);
+
+  it("serves the dashboard at /admin (rewritten, strict CSP, its assets) and its session cookie reaches the operator API", async () => {
+    const page = await fetch(`${base}/admin`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(await page.text()).toContain('<script src="/assets/admin.js" defer></script>');
+    for (const asset of ["/assets/admin.js", "/assets/admin.css", "/assets/qrcode.js"]) expect((await fetch(base + asset)).status, asset).toBe(200);
+
+    const { message } = (await (await postJson("/api/admin/challenge", { address: admin.address, chainId: 1 })).json()) as { message: string };
+    const signedIn = await postJson("/api/admin/session", { message, signature: await admin.signMessage({ message }) });
+    expect(signedIn.status).toBe(200);
+    const cookie = /__Host-tg_admin=[^;]+/.exec(signedIn.headers.get("set-cookie") ?? "")?.[0];
+    expect(cookie).toBeDefined();
+    expect((await fetch(`${base}/api/groups`, { headers: { cookie: cookie! } })).status).toBe(200);
+    expect((await fetch(`${base}/api/groups`)).status).toBe(401);
   }, 60_000);
 
   it("answers the challenge endpoint's bad input with a JSON 400", async () => {

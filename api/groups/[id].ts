@@ -8,13 +8,13 @@ import { GroupPatchSchema } from "../../lib/http/request-schemas.js";
 export default defineRoute(
   {
     async GET(request) {
-      const app = operatorApp(request);
+      const { app } = await operatorApp(request);
       return json(200, await showGroup(app, groupIdFromPath(request)));
     },
     async PATCH(request) {
-      const app = operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
-      return json(200, await updateGroup(app, groupId, await readJsonBody(request, GroupPatchSchema)));
+      return json(200, await updateGroup(app, groupId, await readJsonBody(request, GroupPatchSchema), actor));
     },
   },
   { logger: appLogger },

@@ -8,7 +8,7 @@ import { PageSchema } from "../../lib/http/request-schemas.js";
 export default defineRoute(
   {
     async GET(request) {
-      const app = operatorApp(request);
+      const { app } = await operatorApp(request);
       return json(200, await listGroups(app, readQuery(request, PageSchema)));
     },
   },

@@ -65,7 +65,13 @@ export const ChallengeRequestSchema = v.strictObject({
   chainId: v.pipe(v.number("must be a number"), v.integer("must be a whole number"), v.minValue(1, "must be positive"), v.maxValue(Number.MAX_SAFE_INTEGER)),
 });
 
-/** `POST /api/join` body. */
+/** `POST /api/admin/challenge` body: the wallet signing in to the dashboard and the chain it is on. */
+export const AdminChallengeSchema = v.strictObject({
+  address: AddressSchema,
+  chainId: ChallengeRequestSchema.entries.chainId,
+});
+
+/** `POST /api/join` body (and `POST /api/admin/session`: a signed sign-in message). */
 export const SignedJoinSchema = v.strictObject({
   message: v.pipe(v.string("must be a string"), v.minLength(1, "must not be empty"), v.maxLength(4096, "must be at most 4096 characters")),
   // EIP-6492 signatures carry a factory call, so they may be long; 64 KiB of body caps them anyway.

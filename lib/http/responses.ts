@@ -4,6 +4,7 @@ import {
   ConflictError,
   DependencyFailedError,
   DependencyUnavailableError,
+  ForbiddenError,
   InvalidRequestError,
   MethodNotAllowedError,
   NotFoundError,
@@ -123,6 +124,7 @@ function classify(error: unknown, logger: Logger): Classified {
     };
   }
   if (error instanceof UnauthorizedError) return { status: 401, body: { code: "unauthorized", message: error.message } };
+  if (error instanceof ForbiddenError) return { status: 403, body: { code: "forbidden", message: error.message } };
   if (error instanceof NotFoundError) return { status: 404, body: { code: "not_found", message: error.message } };
   if (error instanceof MethodNotAllowedError) {
     return { status: 405, body: { code: "method_not_allowed", message: error.message }, headers: { allow: error.allow.join(", ") } };

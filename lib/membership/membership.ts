@@ -190,6 +190,7 @@ async function recordAdmitted(
   action: "join" | "add",
   mode: (result: AdmitOutcome) => RecordMode,
   fence?: WriteFence,
+  actor?: string,
 ): Promise<void> {
   await deps.members.recordMany(
     groupId,
@@ -199,7 +200,7 @@ async function recordAdmitted(
   for (const { address, result } of results) if (result === "refused") await deps.inboxes.forget(address);
   await deps.audit.appendMany(
     groupId,
-    results.map(({ address, result, via }) => auditEntry({ source: via, action, address }, result)),
+    results.map(({ address, result, via }) => ({ ...auditEntry({ source: via, action, address }, result), ...(actor ? { actor } : {}) })),
     fence,
   );
 }
@@ -226,14 +227,14 @@ export type AddResult = { address: Address; result: AdmitOutcome };
  * @throws {XmtpUnavailableError} (503: the add may be asked again; nobody is added twice)
  * @throws {XmtpGroupNotFoundError}
  */
-export async function addByOperator(deps: MembershipDeps, groupId: string, addresses: readonly Address[]): Promise<AddResult[]> {
+export async function addByOperator(deps: MembershipDeps, groupId: string, addresses: readonly Address[], actor?: string): Promise<AddResult[]> {
   const candidates = await Promise.all(addresses.map(async (address) => ({ address, inboxId: await inboxOf(deps, address) })));
   const outcomes = new Map<Address, AdmitOutcome>();
   // Recorded as each commit lands: a later commit that fails must not leave the earlier ones unrecorded.
   await deps.xmtp.withSession((session) =>
     admitBatch(session, groupId, candidates, async (decided) => {
       // The operator vouches for them: exempt from re-verification even if they first joined through the rules.
-      await recordAdmitted(deps, groupId, [...decided].map(([address, result]) => ({ address, result, via: "operator" as const })), "add", () => "exempt");
+      await recordAdmitted(deps, groupId, [...decided].map(([address, result]) => ({ address, result, via: "operator" as const })), "add", () => "exempt", undefined, actor);
       for (const [address, result] of decided) outcomes.set(address, result);
     }),
   );
@@ -281,7 +282,7 @@ export async function removeFromGroup(
   deps: MembershipDeps,
   groupId: string,
   addresses: readonly Address[],
-  by: { source: AuditEntry["source"]; reason?: string },
+  by: { source: AuditEntry["source"]; reason?: string; actor?: string },
 ): Promise<RemoveResult[]> {
   const inboxes = await Promise.all(addresses.map((address) => inboxOf(deps, address)));
   const results = await deps.xmtp.withSession(async (session) => {
@@ -308,7 +309,7 @@ export async function removeFromGroup(
   await deps.members.remove(groupId, out);
   await deps.audit.appendMany(
     groupId,
-    results.map(({ address, result }) => ({ source: by.source, action: "remove" as const, address, outcome: result, ...(by.reason ? { reason: by.reason } : {}) })),
+    results.map(({ address, result }) => ({ source: by.source, action: "remove" as const, address, outcome: result, ...(by.reason ? { reason: by.reason } : {}), ...(by.actor ? { actor: by.actor } : {}) })),
   );
   return results;
 }

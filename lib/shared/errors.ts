@@ -27,6 +27,11 @@ export class UnauthorizedError extends Error {
   override readonly name = "UnauthorizedError";
 }
 
+/** Known credentials, but not allowed to do this, or a cross-site request (403). */
+export class ForbiddenError extends Error {
+  override readonly name = "ForbiddenError";
+}
+
 /** The thing named in the request does not exist here (404). */
 export class NotFoundError extends Error {
   override readonly name: string = "NotFoundError";

@@ -6,24 +6,31 @@ import { StoredAddressSchema, type Address } from "../shared/address.js";
 /** Entries kept per group; older ones fall off. */
 export const AUDIT_LOG_CAP = 1000;
 
-/** One decision about a wallet and a group. */
+/**
+ * One decision about a wallet and a group, or one change the operator made to the group itself ("edit": name,
+ * description or rules; "join-link": rotate, disable, enable; "message": sent as the backend), which names no wallet.
+ */
 export interface AuditEntry {
   readonly at: string;
   /** Which door the request came through. */
   readonly source: "webhook" | "operator" | "join-page" | "reverify";
-  readonly action: "join" | "add" | "remove";
-  readonly address: Address;
-  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp";
+  readonly action: "join" | "add" | "remove" | "edit" | "join-link" | "message";
+  /** The wallet decided about; none for the operator's changes to the group itself. */
+  readonly address?: Address;
+  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp" | "changed" | "sent";
   readonly reason?: string;
+  /** Who acted, for the operator's actions: a signed-in admin's address, or "api-key" (a script or the CLI). */
+  readonly actor?: string;
 }
 
 const AuditEntrySchema = v.object({
   at: v.string(),
   source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
-  action: v.picklist(["join", "add", "remove"]),
-  address: StoredAddressSchema,
-  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp"]),
+  action: v.picklist(["join", "add", "remove", "edit", "join-link", "message"]),
+  address: v.optional(StoredAddressSchema),
+  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp", "changed", "sent"]),
   reason: v.optional(v.string()),
+  actor: v.optional(v.string()),
 });
 
 /**
@@ -56,6 +63,8 @@ export interface AuditLog {
   appendMany(groupId: string, entries: readonly Omit<AuditEntry, "at">[], fence?: WriteFence): Promise<void>;
   /** Entries newest first; malformed entries are skipped. @throws {import("../shared/errors.js").StoreUnavailableError} */
   list(groupId: string, options: { offset: number; limit: number; kind?: AuditKind }): Promise<{ entries: AuditEntry[]; total: number }>;
+  /** Wallets let in (joined or added) and turned away since `since`, counted from the kept entries. @throws {import("../shared/errors.js").StoreUnavailableError} */
+  countSince(groupId: string, since: Date): Promise<{ joins: number; denials: number }>;
 }
 
 /** An audit log in Redis lists under `keyPrefix`. */
@@ -67,7 +76,29 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
     );
     return { entries: lines.flatMap(parseLine), total };
   };
+  // Reads a newest-first list a page at a time until an entry is older than `since` (at most the cap).
+  const countIn = async (groupId: string, kind: Exclude<AuditKind, "all">, since: string, counts: (e: AuditEntry) => boolean) => {
+    let n = 0;
+    for (let from = 0; from < AUDIT_LOG_CAP; from += 100) {
+      const lines = await storeCall("count audit", () => redis.lrange<string>(key(groupId, kind), from, from + 99));
+      const entries = lines.flatMap(parseLine);
+      for (const e of entries) {
+        if (e.at < since) return n;
+        if (counts(e)) n++;
+      }
+      if (lines.length < 100) return n;
+    }
+    return n;
+  };
   const log: AuditLog = {
+    async countSince(groupId, since) {
+      const at = since.toISOString();
+      const [joins, denials] = await Promise.all([
+        countIn(groupId, "changes", at, (e) => e.outcome === "added"),
+        countIn(groupId, "denials", at, () => true),
+      ]);
+      return { joins, denials };
+    },
     append: (groupId, entry) => log.appendMany(groupId, [entry]),
     async appendMany(groupId, entries, fence) {
       if (entries.length === 0) return;
@@ -97,6 +128,6 @@ export function createAuditLog(redis: Redis, keyPrefix: string, now: () => Date 
 function parseLine(line: unknown): AuditEntry[] {
   const parsed = parseStored(AuditEntrySchema, line);
   if (!parsed) return [];
-  const { reason, ...rest } = parsed;
-  return [reason === undefined ? rest : { ...rest, reason }];
+  const { reason, actor, address, ...rest } = parsed;
+  return [{ ...rest, ...(address === undefined ? {} : { address }), ...(reason === undefined ? {} : { reason }), ...(actor === undefined ? {} : { actor }) }];
 }

@@ -35,6 +35,8 @@ export const LIMIT_POLICIES = {
   joinPerIp: { limit: (l) => l.joinPerIp, message: "Too many join attempts from this network; try again later" },
   /** Signed join submissions per address, counted only once the signature proved the address. */
   joinPerProvenAddress: { limit: (l) => l.joinPerAddress, message: "Too many join attempts for this wallet; try again later" },
+  /** Dashboard sign-in messages and signed sign-ins per client IP (each endpoint counted apart by its subject). */
+  adminSignInPerIp: { limit: (l) => l.joinPerIp, message: "Too many sign-in attempts from this network; try again later" },
   /** Join page loads per client IP (each costs Redis reads). */
   pagePerIp: { limit: (l) => l.pagePerIp, message: "Too many page loads from this network; try again in a minute" },
 } as const satisfies Record<string, LimitPolicy>;

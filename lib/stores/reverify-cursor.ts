@@ -16,7 +16,34 @@ export interface ReverifyCursorStore {
   /** The saved cursor, or the start when none is saved (or what is saved does not parse). */
   read(): Promise<ReverifyCursor>;
   save(cursor: ReverifyCursor): Promise<void>;
+  /** Remembers what the last run did (shown on the dashboard's status page). */
+  saveLastRun(run: ReverifyRunSummary): Promise<void>;
+  /** What the last run did, or null when none is recorded. */
+  lastRun(): Promise<ReverifyRunSummary | null>;
 }
+
+/** What a re-verification run did, in counts. */
+export interface ReverifyRunSummary {
+  readonly at: string;
+  readonly groupsChecked: number;
+  readonly membersChecked: number;
+  readonly removed: number;
+  readonly reconciled: number;
+  readonly skipped: number;
+  readonly failedGroups: number;
+  readonly stoppedBy: string;
+}
+
+const RunSchema = v.object({
+  at: v.string(),
+  groupsChecked: v.number(),
+  membersChecked: v.number(),
+  removed: v.number(),
+  reconciled: v.number(),
+  skipped: v.number(),
+  failedGroups: v.number(),
+  stoppedBy: v.string(),
+});
 
 const CursorSchema = v.object({
   group: v.pipe(v.number(), v.integer(), v.minValue(0)),
@@ -36,6 +63,13 @@ export function createReverifyCursorStore(redis: Redis, keyPrefix: string): Reve
     },
     async save(cursor) {
       await storeCall("write cursor", () => redis.set(key, JSON.stringify(cursor)));
+    },
+    async saveLastRun(run) {
+      await storeCall("write last run", () => redis.set(`${keyPrefix}:reverify:last-run`, JSON.stringify(run)));
+    },
+    async lastRun() {
+      const raw = await storeCall("read last run", () => redis.get<string>(`${keyPrefix}:reverify:last-run`));
+      return parseStored(RunSchema, raw) ?? null;
     },
   };
 }

@@ -3,9 +3,11 @@ import type { Config } from "../config.js";
 import type { EligibilityService } from "../eligibility/service.js";
 import type { Rules } from "../shared/rules.js";
 import { NotFoundError } from "../shared/errors.js";
+import { describeRules } from "../eligibility/evaluate.js";
 import type { AuditKind } from "../stores/audit-log.js";
 import type { GroupRecord, GroupRegistry } from "../stores/registry.js";
 import { groupUrls, type JoinLink, type JoinLinkStore } from "../stores/join-links.js";
+import type { Actor } from "./admin-sign-in.js";
 import { addByOperator, removeFromGroup, type AddResult, type MembershipDeps, type RemoveResult } from "../membership/membership.js";
 
 /** What operator actions need. */
@@ -14,6 +16,7 @@ export interface OperatorDeps extends MembershipDeps {
   readonly registry: GroupRegistry;
   readonly joinLinks: JoinLinkStore;
   readonly eligibility: Pick<EligibilityService, "prepare">;
+  readonly now: () => Date;
 }
 
 const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["config"]) => {
@@ -23,6 +26,8 @@ const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["
     name: record.name,
     description: record.description,
     rules: record.rules,
+    /** The rules in the plain words the join page shows. */
+    requirement: describeRules(record.rules),
     state: record.state,
     joinLinkId: joinLink.linkId,
     joinUrl,
@@ -43,13 +48,19 @@ async function ownGroup(deps: OperatorDeps, groupId: string): Promise<GroupRecor
   return record;
 }
 
-/** Groups this backend manages, newest first, with member counts (from Redis; no XMTP call). */
+/**
+ * Groups this backend manages, newest first, with member counts and the joins and denials of the last 24 hours
+ * (from Redis; no XMTP call).
+ */
 export async function listGroups(deps: OperatorDeps, page: { offset: number; limit: number }) {
   const { groupIds, total } = await deps.registry.list(page);
+  const since = new Date(deps.now().getTime() - 24 * 3600 * 1000);
   const groups = await Promise.all(
     groupIds.map(async (id) => {
       const record = await deps.registry.get(id);
-      return record ? { ...(await view(deps, record)), memberCount: await deps.members.count(id) } : null;
+      if (!record) return null;
+      const [shown, memberCount, last24h] = await Promise.all([view(deps, record), deps.members.count(id), deps.audit.countSince(id, since)]);
+      return { ...shown, memberCount, last24h };
     }),
   );
   return { groups: groups.filter((g) => g !== null), total, offset: page.offset, limit: page.limit };
@@ -75,7 +86,8 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
     members: live.map((m) => {
       const address = m.addresses[0] ?? null;
       const rec = address ? joined.get(address) : undefined;
-      return { inboxId: m.inboxId, address, isAdmin: m.isAdmin, joinedAt: rec?.joinedAt ?? null, via: rec?.via ?? null };
+      // Added by the operator: not re-verified against the rules.
+      return { inboxId: m.inboxId, address, isAdmin: m.isAdmin, joinedAt: rec?.joinedAt ?? null, via: rec?.via ?? null, exempt: rec?.via === "operator" };
     }),
   };
 }
@@ -85,9 +97,9 @@ export async function showGroup(deps: OperatorDeps, groupId: string) {
  * @throws {NotFoundError}
  * @throws {import("../xmtp/port.js").XmtpUnavailableError} (503: the add may be asked again; nobody is added twice)
  */
-export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: AddResult[] }> {
+export async function addMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[], actor: Actor = "api-key"): Promise<{ results: AddResult[] }> {
   await ownGroup(deps, groupId);
-  return { results: await addByOperator(deps, groupId, addresses) };
+  return { results: await addByOperator(deps, groupId, addresses, actor) };
 }
 
 /**
@@ -95,15 +107,17 @@ export async function addMembers(deps: OperatorDeps, groupId: string, addresses:
  * @throws {NotFoundError}
  * @throws {import("../xmtp/port.js").XmtpUnavailableError}
  */
-export async function removeMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[]): Promise<{ results: RemoveResult[] }> {
+export async function removeMembers(deps: OperatorDeps, groupId: string, addresses: readonly Address[], actor: Actor = "api-key"): Promise<{ results: RemoveResult[] }> {
   await ownGroup(deps, groupId);
-  return { results: await removeFromGroup(deps, groupId, addresses, { source: "operator" }) };
+  return { results: await removeFromGroup(deps, groupId, addresses, { source: "operator", actor }) };
 }
 
-/** Sends a text as the backend wallet. @throws {NotFoundError} */
-export async function sendMessage(deps: OperatorDeps, groupId: string, text: string): Promise<{ messageId: string }> {
+/** Sends a text as the backend wallet; audited with who sent it. @throws {NotFoundError} */
+export async function sendMessage(deps: OperatorDeps, groupId: string, text: string, actor: Actor = "api-key"): Promise<{ messageId: string }> {
   await ownGroup(deps, groupId);
-  return { messageId: await deps.xmtp.withSession((s) => s.sendText(groupId, text)) };
+  const messageId = await deps.xmtp.withSession((s) => s.sendText(groupId, text));
+  await deps.audit.append(groupId, { source: "operator", action: "message", outcome: "sent", actor });
+  return { messageId };
 }
 
 /** Recent messages, newest first, with the sender's address where known. @throws {NotFoundError} */
@@ -125,8 +139,8 @@ export async function groupAudit(deps: OperatorDeps, groupId: string, query: { o
   return { ...(await deps.audit.list(groupId, { offset: query.offset, limit: query.limit, kind: query.type })), offset: query.offset, limit: query.limit, type: query.type };
 }
 
-/** Changes name, description (on XMTP too) or rules (re-validated). @throws {NotFoundError} */
-export async function updateGroup(deps: OperatorDeps, groupId: string, patch: GroupPatch) {
+/** Changes name, description (on XMTP too) or rules (re-validated); audited with who changed what. @throws {NotFoundError} */
+export async function updateGroup(deps: OperatorDeps, groupId: string, patch: GroupPatch, actor: Actor = "api-key") {
   await ownGroup(deps, groupId);
   const rules = patch.rules ? await deps.eligibility.prepare(patch.rules) : undefined;
   if (patch.name !== undefined || patch.description !== undefined) {
@@ -139,16 +153,19 @@ export async function updateGroup(deps: OperatorDeps, groupId: string, patch: Gr
     ...(patch.description !== undefined ? { description: patch.description } : {}),
     ...(rules ? { rules } : {}),
   });
+  const changed = (["name", "description", "rules"] as const).filter((k) => patch[k] !== undefined);
+  await deps.audit.append(groupId, { source: "operator", action: "edit", outcome: "changed", reason: changed.join(", "), actor });
   return view(deps, record);
 }
 
 /**
  * Replaces the group's join link (the old one shows "not found" at once), or turns it off or on.
- * The link service's link, if any, is not touched. @throws {NotFoundError}
+ * The link service's link, if any, is not touched. Audited with who did it. @throws {NotFoundError}
  */
-export async function changeJoinLink(deps: OperatorDeps, groupId: string, action: JoinLinkAction) {
+export async function changeJoinLink(deps: OperatorDeps, groupId: string, action: JoinLinkAction, actor: Actor = "api-key") {
   const record = await ownGroup(deps, groupId);
   const link =
     action === "rotate" ? await deps.joinLinks.rotate(groupId) : await deps.joinLinks.setEnabled(groupId, action === "enable");
+  await deps.audit.append(groupId, { source: "operator", action: "join-link", outcome: "changed", reason: action, actor });
   return present(record, link, deps.config);
 }

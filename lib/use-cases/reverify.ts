@@ -164,5 +164,17 @@ export async function reverifyMembers(
     failed: report.failedGroups.length,
     stoppedBy: report.stoppedBy,
   });
+  if (!options.dryRun) {
+    await deps.reverifyCursor.saveLastRun({
+      at: new Date(started).toISOString(),
+      groupsChecked: report.groupsChecked,
+      membersChecked: report.membersChecked,
+      removed: report.removed.length,
+      reconciled: report.reconciled.length,
+      skipped: report.skipped.length,
+      failedGroups: report.failedGroups.length,
+      stoppedBy: report.stoppedBy,
+    });
+  }
   return { ...report, ...position };
 }

@@ -1,18 +1,18 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
-import { hexToString, type Hex } from "viem";
-import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import type { Browser, Page } from "playwright-core";
+import { hexToString } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { setApp } from "../../lib/app.js";
 import { createGroup } from "../../lib/use-cases/create-group.js";
 import type { Rules } from "../../lib/shared/rules.js";
 import { startLocalServer } from "../../scripts/local-server.js";
 import { createTestApp, type TestApp } from "../support/test-app.js";
+import { launchBrowser, openPage as openBrowserPage, walletOf, type TestWallet } from "../support/browser.js";
 
 // The join page in a real headless Chromium, served by the local server (real HTTP, real Redis,
 // XMTP double), with a test EIP-1193 wallet injected that signs with a local key.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(import.meta.dirname, "..", "artifacts");
 
 let t: TestApp;
@@ -21,18 +21,13 @@ let closeServer: () => Promise<void>;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: run .ci/run, or apt-get install chromium`);
   const server = await startLocalServer();
   base = server.url;
   closeServer = () => server.close();
   // The page's origin is this deployment's PUBLIC_URL: the sign-in message names it.
   t = createTestApp({ env: { PUBLIC_URL: base, LINK_SERVICE_URL: "", LINK_BASE_URL: "" } });
   setApp(t.app);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
   mkdirSync(ARTIFACTS, { recursive: true });
 }, 60_000);
 
@@ -47,52 +42,7 @@ async function newGroup(name: string, rules: Rules = { type: "open" }): Promise<
   return { groupId: created.groupId, joinUrl: created.joinUrl };
 }
 
-/** A phone-sized page that records console errors and uncaught exceptions. */
-interface TestWallet {
-  readonly address: string;
-  /** Signs the raw bytes personal_sign was given. */
-  sign(this: void, hex: Hex): Promise<Hex>;
-  readonly reject?: boolean;
-}
-
-const walletOf = (account: PrivateKeyAccount, reject = false): TestWallet => ({
-  address: account.address,
-  sign: (hex) => account.signMessage({ message: { raw: hex } }),
-  reject,
-});
-
-async function openPage(wallet?: TestWallet): Promise<{ page: Page; errors: string[]; close(this: void): Promise<void> }> {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(msg.text());
-  });
-  page.on("pageerror", (error) => errors.push(error.message));
-  if (wallet) {
-    // Signs in Node with the local key, as a wallet would after the person taps "Sign".
-    await page.exposeFunction("__testWalletSign", (hex: Hex) => wallet.sign(hex));
-    await page.addInitScript({
-      content: `(() => {
-        const account = ${JSON.stringify(wallet.address)};
-        const reject = ${JSON.stringify(wallet.reject === true)};
-        window.ethereum = {
-          async request({ method, params }) {
-            if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
-            if (method === "eth_chainId") return "0x1";
-            if (method === "personal_sign") {
-              if (reject) throw Object.assign(new Error("User rejected the request."), { code: 4001 });
-              if (params[1] !== account) throw new Error("asked to sign for another account");
-              return window.__testWalletSign(params[0]);
-            }
-            throw Object.assign(new Error("Unsupported method " + method), { code: 4200 });
-          },
-        };
-      })();`,
-    });
-  }
-  return { page, errors, close: () => context.close() };
-}
+const openPage = (wallet?: TestWallet) => openBrowserPage(browser, wallet);
 
 async function tapJoin(page: Page, url: string): Promise<string> {
   const response = await page.goto(url);

@@ -26,12 +26,16 @@ describe("the local server's routes", () => {
   it("are read from api/ as Vercel routes them: every function, no helper, static segments before dynamic ones", () => {
     const table = local.routes.map((r) => [r.file, r.pattern.source]);
     expect(table).toEqual([
+      ["admin-page.ts", "^\\/api\\/admin-page$"],
+      ["admin/challenge.ts", "^\\/api\\/admin\\/challenge$"],
+      ["admin/session.ts", "^\\/api\\/admin\\/session$"],
       ["create.ts", "^\\/api\\/create$"],
       ["cron/reverify.ts", "^\\/api\\/cron\\/reverify$"],
       ["groups/index.ts", "^\\/api\\/groups$"],
       ["join-page.ts", "^\\/api\\/join-page$"],
       ["join/challenge.ts", "^\\/api\\/join\\/challenge$"],
       ["join/index.ts", "^\\/api\\/join$"],
+      ["status.ts", "^\\/api\\/status$"],
       ["webhook.ts", "^\\/api\\/webhook$"],
       ["groups/[id].ts", "^\\/api\\/groups\\/[^/]+$"],
       ["groups/[id]/audit.ts", "^\\/api\\/groups\\/[^/]+\\/audit$"],

@@ -50,7 +50,7 @@ describe("groups CLI against a running local server", () => {
     expect((await cli(["show", groupId])).out).toMatch(new RegExp(`${member}\\s+\\S+\\s+operator`));
     expect((await cli(["send", groupId, "hello", "all"])).out).toMatch(/^sent [0-9a-f]+$/);
     expect((await cli(["messages", groupId])).out).toContain("hello all");
-    expect((await cli(["audit", groupId])).out).toMatch(/operator\s+add/);
+    expect((await cli(["audit", groupId])).out).toMatch(/operator\s+api-key\s+add/);
     const json = await cli(["list", "--json"]);
     expect(JSON.parse(json.out)).toMatchObject({ total: 1 });
     expect((await cli(["remove", groupId, member])).out).toMatch(/removed/);

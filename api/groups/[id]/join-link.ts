@@ -8,10 +8,10 @@ import { operatorApp } from "../../_operator.js";
 export default defineRoute(
   {
     async POST(request) {
-      const app = operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { action } = await readJsonBody(request, JoinLinkActionSchema);
-      return json(200, await changeJoinLink(app, groupId, action));
+      return json(200, await changeJoinLink(app, groupId, action, actor));
     },
   },
   { logger: appLogger },

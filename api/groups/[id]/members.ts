@@ -8,16 +8,16 @@ import { AddressesSchema } from "../../../lib/http/request-schemas.js";
 export default defineRoute(
   {
     async POST(request) {
-      const app = operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { addresses } = await readJsonBody(request, AddressesSchema);
-      return json(200, await addMembers(app, groupId, addresses));
+      return json(200, await addMembers(app, groupId, addresses, actor));
     },
     async DELETE(request) {
-      const app = operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { addresses } = await readJsonBody(request, AddressesSchema);
-      return json(200, await removeMembers(app, groupId, addresses));
+      return json(200, await removeMembers(app, groupId, addresses, actor));
     },
   },
   { logger: appLogger },

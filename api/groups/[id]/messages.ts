@@ -8,13 +8,13 @@ import { MessageSchema, MessagesQuerySchema } from "../../../lib/http/request-sc
 export default defineRoute(
   {
     async POST(request) {
-      const app = operatorApp(request);
+      const { app, actor } = await operatorApp(request);
       const groupId = groupIdFromPath(request);
       const { text } = await readJsonBody(request, MessageSchema);
-      return json(201, await sendMessage(app, groupId, text));
+      return json(201, await sendMessage(app, groupId, text, actor));
     },
     async GET(request) {
-      const app = operatorApp(request);
+      const { app } = await operatorApp(request);
       return json(200, await listMessages(app, groupIdFromPath(request), readQuery(request, MessagesQuerySchema)));
     },
   },
