@@ -27,8 +27,8 @@ import { InvalidRequestError } from "../shared/errors.js";
 import type { Address } from "../shared/address.js";
 import { defaultPoapChain } from "./contract-wallet-chains.js";
 import { chainName } from "../shared/chains.js";
-import { EligibilitySourceError, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
-import { checkRuleValues, leafPaths, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules } from "../shared/rules.js";
+import { EligibilitySourceError, type ExternalLeaf, type Holding, type HoldingsSource } from "./evaluate.js";
+import { checkRuleValues, leafPaths, mapLeaves, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules, type TokenIdRange } from "../shared/rules.js";
 
 /** The POAP contract (same address on Gnosis and Ethereum). */
 export const POAP_CONTRACT = "0x22c1f6050e56d2876009903609a2cc3fef83b415" as const;
@@ -47,7 +47,10 @@ const ERC721 = parseAbi([
   "function ownerOf(uint256) view returns (address)",
   "function name() view returns (string)",
 ]);
-const ERC1155 = parseAbi(["function balanceOf(address, uint256) view returns (uint256)"]);
+const ERC1155 = parseAbi([
+  "function balanceOf(address, uint256) view returns (uint256)",
+  "function balanceOfBatch(address[], uint256[]) view returns (uint256[])",
+]);
 const POAP = parseAbi([
   "function balanceOf(address) view returns (uint256)",
   "function tokenDetailsOfOwnerByIndex(address, uint256) view returns (uint256 tokenId, uint256 eventId)",
@@ -61,7 +64,20 @@ export interface OnchainOptions {
   readonly timeoutMs?: number;
 }
 
-/** Reads holdings from the chains over JSON-RPC with viem. Calls for one decision go out as one JSON-RPC batch per chain. */
+/** Most calls in one JSON-RPC batch: a decision for 10 wallets over a few leaves, or one token id range, fits one batch. */
+const BATCH_SIZE = 1000;
+
+/** Every id of a range, in order. */
+const idsOf = (range: TokenIdRange): bigint[] => {
+  const from = BigInt(range.from);
+  return Array.from({ length: Number(BigInt(range.to) - from) + 1 }, (_, i) => from + BigInt(i));
+};
+const sum = (values: readonly bigint[]) => values.reduce((a, b) => a + b, 0n);
+
+/**
+ * Reads holdings from the chains over JSON-RPC with viem, for every wallet of the person: the calls for one
+ * decision (every leaf, every wallet) go out as one JSON-RPC batch per chain.
+ */
 export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
   /**
    * Validates rules for create and PATCH, and fills in what is read on chain (symbol, decimals, name), replacing
@@ -85,7 +101,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
         // A contract may revert with OffchainLookup (EIP-3668) to make the caller fetch URLs it names: never here.
         ccipRead: false,
         transport: http(url, {
-          batch: { batchSize: 200, wait: 0 },
+          batch: { batchSize: BATCH_SIZE, wait: 0 },
           retryCount: 1,
           timeout: options.timeoutMs ?? 8000,
           ...(options.fetch ? { fetchFn: options.fetch } : {}),
@@ -105,67 +121,95 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     }
   };
 
-  const checkLeaf = async (leaf: ExternalLeaf, owner: Address): Promise<boolean> => {
+  /** Whether `ownerOf(id)` names one of `wallets`; a token nobody owns (ownerOf reverts, as ERC-721 says) is not held. */
+  const ownsToken = async (c: PublicClient, contract: Address, id: bigint, wallets: readonly Address[]): Promise<boolean> => {
+    try {
+      const holder = await c.readContract({ address: contract, abi: ERC721, functionName: "ownerOf", args: [id] });
+      return wallets.includes(holder.toLowerCase() as Address);
+    } catch (error) {
+      if (isRevert(error)) return false;
+      throw new EligibilitySourceError("On-chain read failed: erc721 ownerOf", { cause: error });
+    }
+  };
+
+  /** Whether one wallet holds a POAP of the event among its first {@link POAP_SCAN_LIMIT}. */
+  const holdsPoap = async (c: PublicClient, owner: Address, eventId: bigint): Promise<boolean> => {
+    // Balance and the first tokens are asked in the same batch; indexes past the balance just revert.
+    const details = (from: number, to: number) =>
+      Array.from({ length: Math.max(0, to - from) }, (_, i) =>
+        c.readContract({ address: POAP_CONTRACT, abi: POAP, functionName: "tokenDetailsOfOwnerByIndex", args: [owner, BigInt(from + i)] }).then(
+          ([, event]) => event,
+          () => null,
+        ),
+      );
+    const [balance, ...first] = await Promise.all([
+      read("poap balanceOf", () => c.readContract({ address: POAP_CONTRACT, abi: POAP, functionName: "balanceOf", args: [owner] })),
+      ...details(0, POAP_FIRST_BATCH),
+    ]);
+    const held = Number(balance > BigInt(POAP_SCAN_LIMIT) ? BigInt(POAP_SCAN_LIMIT) : balance);
+    const events = first.slice(0, held);
+    if (events.includes(eventId)) return true;
+    if (held > POAP_FIRST_BATCH) events.push(...(await Promise.all(details(POAP_FIRST_BATCH, held))));
+    if (events.some((e) => e === null)) throw new EligibilitySourceError("On-chain read failed: poap tokenDetailsOfOwnerByIndex");
+    return events.includes(eventId);
+  };
+
+  const readLeaf = async (leaf: ExternalLeaf, wallets: readonly Address[]): Promise<Holding> => {
     switch (leaf.type) {
       case "erc20": {
         const c = client(leaf.chainId);
-        const [balance, decimals] = await Promise.all([
-          read("erc20 balanceOf", () => c.readContract({ address: leaf.token, abi: ERC20, functionName: "balanceOf", args: [owner] })),
+        const [decimals, ...balances] = await Promise.all([
           leaf.decimals !== undefined ? Promise.resolve(leaf.decimals) : read("erc20 decimals", () => c.readContract({ address: leaf.token, abi: ERC20, functionName: "decimals" })),
+          ...wallets.map((w) => read("erc20 balanceOf", () => c.readContract({ address: leaf.token, abi: ERC20, functionName: "balanceOf", args: [w] }))),
         ]);
-        return balance >= parseUnits(leaf.minBalance, decimals);
+        return { held: sum(balances), needed: parseUnits(leaf.minBalance, decimals) };
       }
       case "erc721": {
         const c = client(leaf.chainId);
         if (leaf.tokenId !== undefined) {
-          try {
-            const holder = await c.readContract({ address: leaf.contract, abi: ERC721, functionName: "ownerOf", args: [BigInt(leaf.tokenId)] });
-            return holder.toLowerCase() === owner;
-          } catch (error) {
-            // ERC-721 says ownerOf reverts for a token nobody owns: that is an answer, not a failure.
-            if (isRevert(error)) return false;
-            throw new EligibilitySourceError("On-chain read failed: erc721 ownerOf", { cause: error });
-          }
+          return { held: (await ownsToken(c, leaf.contract, BigInt(leaf.tokenId), wallets)) ? 1n : 0n, needed: 1n };
         }
-        const count = await read("erc721 balanceOf", () => c.readContract({ address: leaf.contract, abi: ERC721, functionName: "balanceOf", args: [owner] }));
-        return count >= BigInt(leaf.minCount);
+        if (leaf.tokenIds) {
+          // Any ERC-721 answers ownerOf (enumeration is optional): one read per id, whoever of the wallets holds it.
+          const owned = await Promise.all(idsOf(leaf.tokenIds).map((id) => ownsToken(c, leaf.contract, id, wallets)));
+          return { held: BigInt(owned.filter(Boolean).length), needed: BigInt(leaf.minCount) };
+        }
+        const counts = await Promise.all(
+          wallets.map((w) => read("erc721 balanceOf", () => c.readContract({ address: leaf.contract, abi: ERC721, functionName: "balanceOf", args: [w] }))),
+        );
+        return { held: sum(counts), needed: BigInt(leaf.minCount) };
       }
       case "erc1155": {
         const c = client(leaf.chainId);
-        const balance = await read("erc1155 balanceOf", () =>
-          c.readContract({ address: leaf.contract, abi: ERC1155, functionName: "balanceOf", args: [owner, BigInt(leaf.tokenId)] }),
+        if (leaf.tokenIds) {
+          const ids = idsOf(leaf.tokenIds);
+          const perWallet = await Promise.all(
+            wallets.map((w) =>
+              read("erc1155 balanceOfBatch", () =>
+                c.readContract({ address: leaf.contract, abi: ERC1155, functionName: "balanceOfBatch", args: [ids.map(() => w), ids] }),
+              ),
+            ),
+          );
+          return { held: sum(perWallet.map(sum)), needed: BigInt(leaf.minBalance) };
+        }
+        const id = BigInt(leaf.tokenId ?? "0");
+        const balances = await Promise.all(
+          wallets.map((w) => read("erc1155 balanceOf", () => c.readContract({ address: leaf.contract, abi: ERC1155, functionName: "balanceOf", args: [w, id] }))),
         );
-        return balance >= BigInt(leaf.minBalance);
+        return { held: sum(balances), needed: BigInt(leaf.minBalance) };
       }
       case "poap": {
         const c = client(poapChain(leaf));
-        const eventId = BigInt(leaf.eventId);
-        // Balance and the first tokens are asked in the same batch; indexes past the balance just revert.
-        const details = (from: number, to: number) =>
-          Array.from({ length: Math.max(0, to - from) }, (_, i) =>
-            c.readContract({ address: POAP_CONTRACT, abi: POAP, functionName: "tokenDetailsOfOwnerByIndex", args: [owner, BigInt(from + i)] }).then(
-              ([, event]) => event,
-              () => null,
-            ),
-          );
-        const [balance, ...first] = await Promise.all([
-          read("poap balanceOf", () => c.readContract({ address: POAP_CONTRACT, abi: POAP, functionName: "balanceOf", args: [owner] })),
-          ...details(0, POAP_FIRST_BATCH),
-        ]);
-        const held = Number(balance > BigInt(POAP_SCAN_LIMIT) ? BigInt(POAP_SCAN_LIMIT) : balance);
-        const events = first.slice(0, held);
-        if (events.includes(eventId)) return true;
-        if (held > POAP_FIRST_BATCH) events.push(...(await Promise.all(details(POAP_FIRST_BATCH, held))));
-        if (events.some((e) => e === null)) throw new EligibilitySourceError("On-chain read failed: poap tokenDetailsOfOwnerByIndex");
-        return events.includes(eventId);
+        const found = await Promise.all(wallets.map((w) => holdsPoap(c, w, BigInt(leaf.eventId))));
+        return { held: found.some(Boolean) ? 1n : 0n, needed: 1n };
       }
     }
   };
 
   return {
-    async check(list, owner) {
+    async read(list, wallets) {
       for (const leaf of list) client(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
-      return Promise.all(list.map((leaf) => checkLeaf(leaf, owner)));
+      return Promise.all(list.map((leaf) => readLeaf(leaf, wallets)));
     },
 
     async prepare(rules) {
@@ -184,7 +228,8 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
           return [leaf, await prepareLeaf(client(chainId), chainId, leaf, path)] as const;
         }),
       );
-      return rebuild(rules, new Map(prepared));
+      const byLeaf = new Map<LeafRule, LeafRule>(prepared);
+      return mapLeaves(rules, (leaf) => byLeaf.get(leaf) ?? leaf);
     },
   };
 }
@@ -228,15 +273,19 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
           ask(encodeFunctionData({ abi: ERC20, functionName: "symbol" })),
           ask(encodeFunctionData({ abi: ERC20, functionName: "name" })),
         ];
-      case "erc721":
+      case "erc721": {
+        const byId = leaf.tokenId ?? leaf.tokenIds?.from;
         return [
-          leaf.tokenId !== undefined
-            ? ask(encodeFunctionData({ abi: ERC721, functionName: "ownerOf", args: [BigInt(leaf.tokenId)] }))
+          byId !== undefined
+            ? ask(encodeFunctionData({ abi: ERC721, functionName: "ownerOf", args: [BigInt(byId)] }))
             : ask(encodeFunctionData({ abi: ERC721, functionName: "balanceOf", args: [PROBE_ADDRESS] })),
           ask(encodeFunctionData({ abi: ERC721, functionName: "name" })),
         ];
+      }
       case "erc1155":
-        return [ask(encodeFunctionData({ abi: ERC1155, functionName: "balanceOf", args: [PROBE_ADDRESS, BigInt(leaf.tokenId)] }))];
+        return leaf.tokenIds
+          ? [ask(encodeFunctionData({ abi: ERC1155, functionName: "balanceOfBatch", args: [[PROBE_ADDRESS], [BigInt(leaf.tokenIds.from)]] }))]
+          : [ask(encodeFunctionData({ abi: ERC1155, functionName: "balanceOf", args: [PROBE_ADDRESS, BigInt(leaf.tokenId ?? "0")] }))];
       case "poap":
         return [ask(encodeFunctionData({ abi: POAP, functionName: "balanceOf", args: [PROBE_ADDRESS] }))];
     }
@@ -272,7 +321,7 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
       return { ...base, decimals, ...(symbol !== undefined ? { symbol } : {}) };
     }
     case "erc721": {
-      if (leaf.tokenId !== undefined) {
+      if (leaf.tokenId !== undefined || leaf.tokenIds) {
         // ownerOf reverts for a token nobody owns (not minted yet, or burned): join reads that as "not the owner".
         if ("data" in probe!) {
           const owner = word(probe, "ownerOf(uint256)");
@@ -287,6 +336,18 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
       return { ...base, ...(name !== undefined ? { name } : {}) };
     }
     case "erc1155": {
+      if (leaf.tokenIds) {
+        // A uint256[] of one: offset, length, value.
+        const answer = probe!;
+        if ("failed" in answer) return refuse(`balanceOfBatch(address[],uint256[]) ${answer.failed}`);
+        try {
+          const [balances] = decodeAbiParameters([{ type: "uint256[]" }], answer.data);
+          if (balances.length !== 1) return refuse(`balanceOfBatch(address[],uint256[]) answered ${balances.length} balances for 1 id`);
+        } catch {
+          return refuse("balanceOfBatch(address[],uint256[]) answered something that is not a uint256[]");
+        }
+        return leaf;
+      }
       const balance = word(probe!, "balanceOf(address,uint256)");
       if ("problem" in balance) return refuse(balance.problem);
       return leaf;
@@ -337,12 +398,6 @@ function readableText(answer: Answer, maxLength: number): string | undefined {
   text = text.replaceAll("\0", "").replace(/\s+/gu, " ").trim();
   if (text === "" || UNPRINTABLE.test(text)) return undefined;
   return Array.from(text).slice(0, maxLength).join("");
-}
-
-function rebuild(rules: Rules, prepared: ReadonlyMap<LeafRule, LeafRule>): Rules {
-  if ("all" in rules) return { all: rules.all.map((r) => rebuild(r, prepared)) };
-  if ("any" in rules) return { any: rules.any.map((r) => rebuild(r, prepared)) };
-  return prepared.get(rules) ?? rules;
 }
 
 // Viem's reading of which failures are worth retrying (its `shouldRetry`): rate limits and unknown errors.

@@ -56,6 +56,12 @@ contract TestERC1155 {
     function balanceOf(address account, uint256 id) external view returns (uint256) {
         return balances[id][account];
     }
+
+    function balanceOfBatch(address[] calldata accounts, uint256[] calldata ids) external view returns (uint256[] memory out) {
+        require(accounts.length == ids.length, "ERC1155: accounts and ids length mismatch");
+        out = new uint256[](accounts.length);
+        for (uint256 i = 0; i < accounts.length; i++) out[i] = balances[ids[i]][accounts[i]];
+    }
 }
 
 /// The two functions of the POAP contract the checks use.
