@@ -3,7 +3,8 @@ import { EligibilitySourceError } from "../eligibility/evaluate.js";
 import type { GroupRegistry } from "../stores/registry.js";
 import type { ReverifyCursor, ReverifyCursorStore } from "../stores/reverify-cursor.js";
 import { describeError } from "../shared/log.js";
-import { reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import { personWallets, reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import { XmtpUnavailableError } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
 
 /** Bounds of one re-verification run (a Vercel cron invocation must finish within maxDuration). */
@@ -123,9 +124,10 @@ export async function reverifyMembers(
           const answers = await Promise.all(
             batch.map(async (address) => {
               try {
-                return { address, answer: await deps.eligibility.check(group.rules, address) };
+                return { address, answer: await deps.eligibility.check(group.rules, await personWallets(deps, address)) };
               } catch (error) {
-                if (error instanceof EligibilitySourceError) return { address, answer: null };
+                // Holdings or linked wallets that cannot be read keep the member: checked again next run.
+                if (error instanceof EligibilitySourceError || error instanceof XmtpUnavailableError) return { address, answer: null };
                 throw error;
               }
             }),

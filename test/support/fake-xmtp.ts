@@ -77,6 +77,16 @@ export class FakeXmtpNetwork {
     return inboxId;
   }
 
+  /** Links another wallet to an existing inbox (as `unsafe_addAccount` does); it then resolves to that inbox. */
+  link(inboxId: string, address: string): void {
+    this.inboxes.set(address.toLowerCase() as Address, inboxId);
+  }
+
+  /** Unlinks a wallet from its inbox (a revocation): it no longer resolves to any inbox. */
+  unlink(address: string): void {
+    this.inboxes.delete(address.toLowerCase() as Address);
+  }
+
   /** Member addresses of a group (lowercase). */
   memberAddresses(groupId: string): Address[] {
     return [...(this.groups.get(groupId)?.members.values() ?? [])].flatMap((m) => m.addresses);
@@ -96,6 +106,14 @@ export class FakeXmtpNetwork {
         }
         if (this.options.autoRegister) this.register(target);
         return this.inboxes.get(target.toLowerCase() as Address) ?? null;
+      },
+      inboxAddresses: async (inboxId) => {
+        try {
+          this.check();
+        } catch (error) {
+          throw toXmtpError(error, "inbox addresses");
+        }
+        return [...this.inboxes].filter(([, id]) => id === inboxId).map(([a]) => a);
       },
       // The double has no lease to wait for: a watch (a hint) is ignored, and the work runs.
       withSession: (work) =>
