@@ -11,18 +11,19 @@ export interface AuditEntry {
   readonly at: string;
   /** Which door the request came through. */
   readonly source: "webhook" | "operator" | "join-page" | "reverify";
-  readonly action: "join" | "add" | "remove";
+  /** `warn`: re-verification told a member who no longer qualifies when they will be removed (or called it off). */
+  readonly action: "join" | "add" | "remove" | "warn";
   readonly address: Address;
-  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp";
+  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp" | "warned" | "warning-cancelled";
   readonly reason?: string;
 }
 
 const AuditEntrySchema = v.object({
   at: v.string(),
   source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
-  action: v.picklist(["join", "add", "remove"]),
+  action: v.picklist(["join", "add", "remove", "warn"]),
   address: StoredAddressSchema,
-  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp"]),
+  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp", "warned", "warning-cancelled"]),
   reason: v.optional(v.string()),
 });
 

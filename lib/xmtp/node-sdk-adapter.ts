@@ -470,6 +470,11 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient, mark
         if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
       }),
     sendText: (groupId, text) => writing(groupId, async () => (await group(groupId)).sendText(text)),
+    // createDm finds the conversation or creates and publishes it; the send is then marked like any group write.
+    sendDirectMessage: async (inboxId, text) => {
+      const dm = await client.conversations.createDm(inboxId);
+      return writing(dm.id, () => dm.sendText(text));
+    },
     listMessages: async (groupId, { limit, before }) =>
       (
         await (

@@ -86,6 +86,11 @@ export interface XmtpSession {
   updateGroup(groupId: string, changes: { name?: string; description?: string; imageUrl?: string }): Promise<void>;
   /** Sends a text message; answers its id. @throws {XmtpGroupNotFoundError} */
   sendText(groupId: string, text: string): Promise<string>;
+  /**
+   * Sends a text in the direct-message conversation with an inbox (found, or created and published); answers the
+   * message id. A write: held until saved, like every other.
+   */
+  sendDirectMessage(inboxId: string, text: string): Promise<string>;
   /** Messages newest first. @throws {XmtpGroupNotFoundError} */
   listMessages(groupId: string, options: { limit: number; before?: Date }): Promise<XmtpMessage[]>;
 }

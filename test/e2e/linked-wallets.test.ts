@@ -68,7 +68,7 @@ for (const protocol of PROTOCOLS) {
       expect(await person.group(groupId)).toBeInstanceOf(Group);
     });
 
-    it("a `not` rule turns the person away when the rival token sits on their second wallet, and the cron (dry run) names them for removal", async () => {
+    it("a `not` rule turns the person away when the rival token sits on their second wallet, and the cron warns them by direct message (the grace period keeps them in)", async () => {
       const { person, second } = await personWithSecondWallet();
       await chain.write(usdc, "TestERC20", "mint", [person.address, 1_000_000n]);
       const { groupId } = await createGroup(instance.app, {
@@ -85,8 +85,18 @@ for (const protocol of PROTOCOLS) {
         status: "DENIED",
         reason: "Do not hold at least 1 Rival Dogs NFT on Gnosis (counted across your 2 wallets)",
       });
+      const reason = "Do not hold at least 1 Rival Dogs NFT on Gnosis (counted across your 2 wallets)";
       const report = await reverifyMembers(instance.app, { dryRun: true });
-      expect(report.removed).toContainEqual({ groupId, address: person.address, reason: "Do not hold at least 1 Rival Dogs NFT on Gnosis (counted across your 2 wallets)" });
+      expect(report.warned).toContainEqual(expect.objectContaining({ groupId, address: person.address, reason }));
+      // For real: the warning reaches the person's own client as a direct message from the backend; they stay in.
+      const run = await reverifyMembers(instance.app, { dryRun: false });
+      expect(run.warned).toContainEqual(expect.objectContaining({ groupId, address: person.address, reason }));
+      expect(run.removed).toEqual([]);
+      await person.client.conversations.sync();
+      const dms = person.client.conversations.listDms();
+      const texts = (await Promise.all(dms.map(async (dm) => (await dm.sync(), await dm.messages())))).flat().map((m) => m.content);
+      expect(texts).toContainEqual(expect.stringContaining(`You no longer meet the requirements of "No rivals": ${reason}.`));
+      expect(await person.memberInboxIds(groupId)).toContain(person.inboxId);
     });
   });
 }

@@ -61,6 +61,8 @@ export class FakeXmtpNetwork {
    */
   refusal: "identity" | "intent-error" = "identity";
   readonly inboxes = new Map<Address, string>();
+  /** Direct messages the backend sent, in order. */
+  readonly directMessages: { to: string; text: string }[] = [];
   readonly groups = new Map<string, FakeGroup>();
 
   /** With `autoRegister`, every address looked up has an inbox (the local dev server's offline mode). */
@@ -207,6 +209,13 @@ export class FakeXmtpNetwork {
         const id = randomBytes(32).toString("hex");
         g.messages.push({ id, senderInboxId: inboxId, sentAt: new Date(), text, kind: "application" });
         return id;
+      },
+      sendDirectMessage: async (to, text) => {
+        this.check();
+        if (![...this.inboxes.values()].includes(to)) throw bindingError(`Group error: Missing identity update for inbox ${to}`);
+        this.directMessages.push({ to, text });
+        this.commits++;
+        return randomBytes(32).toString("hex");
       },
       listMessages: async (groupId, { limit, before }) =>
         group(groupId)

@@ -26,7 +26,7 @@ afterEach(() => setApp(undefined));
 
 const wallet = () => privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as Address;
 async function setup() {
-  t = createTestApp({ env: { RPC_URL_100: chain.url, RPC_URL_31337: `http://127.0.0.1:${await freePort()}`, CRON_SECRET: CRON, ELIGIBILITY_CACHE_TTL_SECONDS: "0" } });
+  t = createTestApp({ env: { RPC_URL_100: chain.url, RPC_URL_31337: `http://127.0.0.1:${await freePort()}`, CRON_SECRET: CRON, ELIGIBILITY_CACHE_TTL_SECONDS: "0", REVERIFY_GRACE_HOURS: "0" } });
   setApp(t.app);
 }
 async function group(rules: Rules): Promise<string> {
