@@ -111,9 +111,10 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
 
   return {
     // One query per wallet and leaf, summed per leaf: Airstack has no query for several owners' balances of one token.
+    // Delegations (vaults) are read on chain only: Airstack counts the person's own wallets.
     async read(list, wallets) {
       const perWallet = await Promise.all(wallets.map((owner) => Promise.all(list.map((leaf) => readLeaf(leaf, owner)))));
-      return list.map((_, i) => {
+      const holdings = list.map((_, i) => {
         const leaf = list[i]!;
         const parts = perWallet.map((answers) => answers[i]!);
         const needed = parts[0]?.needed ?? 0n;
@@ -122,6 +123,7 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
         const held = once ? (parts.some((p) => p.held > 0n) ? 1n : 0n) : parts.reduce((n, p) => n + p.held, 0n);
         return { held, needed };
       });
+      return { holdings, vaults: "" };
     },
     async prepare(rules) {
       checkRuleValues(rules);

@@ -19,14 +19,30 @@ export interface Holding {
   readonly needed: bigint;
 }
 
-/** Reads, for a person's wallets, what they hold toward each external leaf: one batched round of requests per decision. */
+/** What a person holds toward each leaf, and which delegations (vaults) it counted. */
+export interface HoldingsRead {
+  /** One holding per leaf, in order. */
+  readonly holdings: Holding[];
+  /** The delegations counted, as a stable fingerprint ("" when the source knows none): part of the answer's cache key. */
+  readonly vaults: string;
+}
+
+/**
+ * Reads, for a person's wallets (and the vaults that delegated to them), what they hold toward each external leaf:
+ * one batched round of requests per decision, a second only for vaults found.
+ */
 export interface HoldingsSource {
   /**
    * @param wallets the person's wallets (at most {@link MAX_WALLETS}), the joining one first.
-   * @returns one holding per leaf, in order.
    * @throws {EligibilitySourceError} when the data cannot be read (never a denial).
    */
-  read(leaves: readonly ExternalLeaf[], wallets: readonly Address[]): Promise<Holding[]>;
+  read(leaves: readonly ExternalLeaf[], wallets: readonly Address[]): Promise<HoldingsRead>;
+  /**
+   * The fingerprint of the delegations to `wallets` on the leaves' chains now (as {@link HoldingsRead.vaults}),
+   * read alone: how a cached answer is checked against delegations made since. Absent: the source knows none.
+   * @throws {EligibilitySourceError}
+   */
+  vaults?(leaves: readonly ExternalLeaf[], wallets: readonly Address[]): Promise<string>;
 }
 
 /** Most wallets of one person counted in a decision (the joining wallet and up to 9 more linked to its inbox). */
@@ -46,6 +62,14 @@ export interface EligibilityChecker {
    * @throws {EligibilitySourceError}
    */
   check(rules: Rules, wallets: Address | readonly Address[], scope?: string): Promise<Eligibility>;
+}
+
+/** A checker that also says which delegations an answer counted, and can read them alone (for the answer cache). */
+export interface VaultAwareChecker extends EligibilityChecker {
+  /** The answer and the fingerprint of the delegations it counted. @throws {EligibilitySourceError} */
+  checkCounting(rules: Rules, wallets: readonly Address[]): Promise<{ answer: Eligibility; vaults: string }>;
+  /** The fingerprint of the delegations to `wallets` that `rules` would count now. @throws {EligibilitySourceError} */
+  vaults(rules: Rules, wallets: readonly Address[]): Promise<string>;
 }
 
 /** The wallets a decision counts: deduplicated, the first one kept first, at most {@link MAX_WALLETS}. */
@@ -111,18 +135,23 @@ const isExternal = (leaf: LeafRule): leaf is ExternalLeaf => leaf.type !== "open
  * wallets are taken together (see {@link Holding}); an allowlist is met by any of them; a `not` rule holds only
  * while the wallets together do not meet its inner rule (so never while any one of them does).
  */
-export function createEligibilityChecker(source: HoldingsSource): EligibilityChecker {
+export function createEligibilityChecker(source: HoldingsSource): VaultAwareChecker {
+  const checkCounting = async (rules: Rules, wallets: readonly Address[]): Promise<{ answer: Eligibility; vaults: string }> => {
+    const external = leaves(rules).filter(isExternal);
+    const { holdings, vaults } = external.length > 0 ? await source.read(external, wallets) : { holdings: [], vaults: "" };
+    const passed = new Map<LeafRule, boolean>(external.map((leaf, i) => [leaf, holdings[i] !== undefined && holdings[i].held >= holdings[i].needed]));
+    const result = decide(rules, wallets, passed);
+    if (result.ok) return { answer: { eligible: true }, vaults };
+    // Say what was counted, so a person with tokens elsewhere knows which wallets were looked at.
+    const reason = wallets.length > 1 && !result.reason.includes(`your ${wallets.length} wallets`) ? `${result.reason} (counted across your ${wallets.length} wallets)` : result.reason;
+    return { answer: { eligible: false, reason }, vaults };
+  };
   return {
-    async check(rules, given) {
-      const wallets = walletsOf(given);
+    check: async (rules, given) => (await checkCounting(rules, walletsOf(given))).answer,
+    checkCounting,
+    async vaults(rules, wallets) {
       const external = leaves(rules).filter(isExternal);
-      const holdings = external.length > 0 ? await source.read(external, wallets) : [];
-      const passed = new Map<LeafRule, boolean>(external.map((leaf, i) => [leaf, holdings[i] !== undefined && holdings[i].held >= holdings[i].needed]));
-      const result = decide(rules, wallets, passed);
-      if (result.ok) return { eligible: true };
-      // Say what was counted, so a person with tokens elsewhere knows which wallets were looked at.
-      const reason = wallets.length > 1 && !result.reason.includes(`your ${wallets.length} wallets`) ? `${result.reason} (counted across your ${wallets.length} wallets)` : result.reason;
-      return { eligible: false, reason };
+      return external.length > 0 && source.vaults ? source.vaults(external, wallets) : "";
     },
   };
 }

@@ -1,6 +1,7 @@
 import {
   BaseError,
   ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
   createPublicClient,
   decodeAbiParameters,
   encodeFunctionData,
@@ -55,6 +56,45 @@ const POAP = parseAbi([
   "function balanceOf(address) view returns (uint256)",
   "function tokenDetailsOfOwnerByIndex(address, uint256) view returns (uint256 tokenId, uint256 eventId)",
 ]);
+
+/** delegate.xyz v2's registry: the same address on every EVM chain but the ZKsync family's. */
+export const DELEGATE_REGISTRY = "0x00000000000000447e69651d841bd8d104bed493" as const;
+/** delegate.xyz v2's registry on ZKsync-family chains. */
+export const DELEGATE_REGISTRY_ZKSYNC = "0x0000000059a24eb229eed07ac44229db56c5d797" as const;
+/** ZKsync Era, its Sepolia testnet, Abstract and Abstract's testnet. */
+const ZKSYNC_CHAINS: ReadonlySet<number> = new Set([324, 300, 2741, 11124]);
+/** Vaults (cold wallets delegating to the person) counted per chain, at most. */
+export const MAX_VAULTS = 10;
+const FULL_RIGHTS = `0x${"00".repeat(32)}` as const;
+const MAX_AMOUNT = 2n ** 256n - 1n;
+const DELEGATE_REGISTRY_ABI = parseAbi([
+  "function getIncomingDelegations(address to) view returns ((uint8 type_, address to, address from, bytes32 rights, address contract_, uint256 tokenId, uint256 amount)[])",
+  "function checkDelegateForContract(address to, address from, address contract_, bytes32 rights) view returns (bool)",
+  "function checkDelegateForERC721(address to, address from, address contract_, uint256 tokenId, bytes32 rights) view returns (bool)",
+  "function checkDelegateForERC20(address to, address from, address contract_, bytes32 rights) view returns (uint256)",
+  "function checkDelegateForERC1155(address to, address from, address contract_, uint256 tokenId, bytes32 rights) view returns (uint256)",
+]);
+/** delegate.xyz's `DelegationType.ERC721`. */
+const DELEGATION_ERC721 = 3;
+
+/** A cold wallet that delegated (full rights) to some of the person's wallets on one chain. */
+interface Vault {
+  readonly address: Address;
+  /** The person's wallets it delegated to. */
+  readonly delegates: readonly Address[];
+  /** Its single-token ERC-721 delegations to them: `contract:tokenId`. */
+  readonly tokens: ReadonlySet<string>;
+  /** Every delegation of it to the person, as text (type, to, contract, token id, amount): what the cache key names. */
+  readonly entries: readonly string[];
+}
+
+/** A stable text naming every vault counted per chain, whom it delegated to and which single tokens. */
+function fingerprint(chains: readonly number[], vaults: readonly (readonly Vault[])[]): string {
+  const parts = chains.flatMap((chainId, i) =>
+    (vaults[i] ?? []).map((v) => `${chainId}:${v.address}=${[...v.entries].sort().join("+")}`),
+  );
+  return parts.sort().join(";");
+}
 
 /** Options of {@link createOnchainSource}. */
 export interface OnchainOptions {
@@ -154,6 +194,103 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     return events.includes(eventId);
   };
 
+  /**
+   * The vaults delegating to the person on one chain: `getIncomingDelegations` of each wallet, full rights (0x0)
+   * only, the person's own wallets left out. A chain without the registry has none.
+   */
+  const vaultsOn = async (chainId: number, wallets: readonly Address[]): Promise<Vault[]> => {
+    const c = client(chainId);
+    const registry = ZKSYNC_CHAINS.has(chainId) ? DELEGATE_REGISTRY_ZKSYNC : DELEGATE_REGISTRY;
+    const incoming = await Promise.all(
+      wallets.map((w) =>
+        c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "getIncomingDelegations", args: [w] }).catch((error: unknown) => {
+          if (error instanceof BaseError && error.walk((e) => e instanceof ContractFunctionZeroDataError)) return [];
+          throw new EligibilitySourceError("On-chain read failed: delegate registry getIncomingDelegations", { cause: error });
+        }),
+      ),
+    );
+    const vaults = new Map<Address, { delegates: Set<Address>; tokens: Set<string>; entries: string[] }>();
+    for (const d of incoming.flat()) {
+      const from = d.from.toLowerCase() as Address;
+      if (d.type_ === 0 || d.rights !== FULL_RIGHTS || wallets.includes(from)) continue;
+      const vault = vaults.get(from) ?? { delegates: new Set<Address>(), tokens: new Set<string>(), entries: [] };
+      const to = d.to.toLowerCase() as Address;
+      vault.delegates.add(to);
+      if (d.type_ === DELEGATION_ERC721) vault.tokens.add(`${d.contract_.toLowerCase()}:${d.tokenId}`);
+      vault.entries.push(`${d.type_}>${to}:${d.contract_.toLowerCase()}:${d.tokenId}:${d.amount}`);
+      vaults.set(from, vault);
+    }
+    return [...vaults].slice(0, MAX_VAULTS).map(([address, v]) => ({ address, delegates: [...v.delegates], tokens: v.tokens, entries: v.entries }));
+  };
+
+  /** What the vaults lend toward one leaf: only what each delegated, and at most what it holds. */
+  const lentByVaults = async (leaf: ExternalLeaf, vaults: readonly Vault[]): Promise<bigint> => {
+    if (vaults.length === 0) return 0n;
+    const c = client(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
+    const registry = ZKSYNC_CHAINS.has(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId) ? DELEGATE_REGISTRY_ZKSYNC : DELEGATE_REGISTRY;
+    const check = <T>(what: string, call: () => Promise<T>) => read(`delegate registry ${what}`, call);
+    const contractWide = (v: Vault, contract: Address) =>
+      Promise.all(v.delegates.map((d) => check("checkDelegateForContract", () => c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "checkDelegateForContract", args: [d, v.address, contract, FULL_RIGHTS] })))).then((r) => r.some(Boolean));
+    // Amount delegations are upper bounds per delegate; type(uint256).max means all.
+    const delegatedAmount = (amounts: bigint[]) => amounts.reduce((a, b) => (a + b > MAX_AMOUNT ? MAX_AMOUNT : a + b), 0n);
+    const min = (a: bigint, b: bigint) => (a < b ? a : b);
+    const perVault = await Promise.all(
+      vaults.map(async (v): Promise<bigint> => {
+        switch (leaf.type) {
+          case "erc20": {
+            const [balance, ...amounts] = await Promise.all([
+              read("erc20 balanceOf", () => c.readContract({ address: leaf.token, abi: ERC20, functionName: "balanceOf", args: [v.address] })),
+              ...v.delegates.map((d) => check("checkDelegateForERC20", () => c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "checkDelegateForERC20", args: [d, v.address, leaf.token, FULL_RIGHTS] }))),
+            ]);
+            return min(balance, delegatedAmount(amounts));
+          }
+          case "erc1155": {
+            if (leaf.tokenIds) {
+              // A range counts a vault that lent the whole contract (or wallet); per-id amount delegations are not summed over ranges.
+              const ids = idsOf(leaf.tokenIds);
+              const [wide, balances] = await Promise.all([
+                contractWide(v, leaf.contract),
+                read("erc1155 balanceOfBatch", () => c.readContract({ address: leaf.contract, abi: ERC1155, functionName: "balanceOfBatch", args: [ids.map(() => v.address), ids] })),
+              ]);
+              return wide ? sum(balances) : 0n;
+            }
+            const id = BigInt(leaf.tokenId ?? "0");
+            const [balance, ...amounts] = await Promise.all([
+              read("erc1155 balanceOf", () => c.readContract({ address: leaf.contract, abi: ERC1155, functionName: "balanceOf", args: [v.address, id] })),
+              ...v.delegates.map((d) => check("checkDelegateForERC1155", () => c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "checkDelegateForERC1155", args: [d, v.address, leaf.contract, id, FULL_RIGHTS] }))),
+            ]);
+            return min(balance, delegatedAmount(amounts));
+          }
+          case "erc721": {
+            const lentToken = (id: bigint) =>
+              Promise.all(v.delegates.map((d) => check("checkDelegateForERC721", () => c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "checkDelegateForERC721", args: [d, v.address, leaf.contract, id, FULL_RIGHTS] })))).then((r) => r.some(Boolean));
+            if (leaf.tokenId !== undefined) {
+              const id = BigInt(leaf.tokenId);
+              const [owns, lent] = await Promise.all([ownsToken(c, leaf.contract, id, [v.address]), lentToken(id)]);
+              return owns && lent ? 1n : 0n;
+            }
+            const wide = await contractWide(v, leaf.contract);
+            const tokenIds = [...v.tokens].filter((t) => t.startsWith(`${leaf.contract}:`)).map((t) => BigInt(t.split(":")[1]!));
+            if (leaf.tokenIds) {
+              const from = BigInt(leaf.tokenIds.from);
+              const to = BigInt(leaf.tokenIds.to);
+              const ids = wide ? idsOf(leaf.tokenIds) : tokenIds.filter((id) => id >= from && id <= to);
+              const owned = await Promise.all(ids.map((id) => ownsToken(c, leaf.contract, id, [v.address])));
+              return BigInt(owned.filter(Boolean).length);
+            }
+            if (wide) return read("erc721 balanceOf", () => c.readContract({ address: leaf.contract, abi: ERC721, functionName: "balanceOf", args: [v.address] }));
+            // Single tokens lent: each counts once, if the vault still holds it.
+            const owned = await Promise.all(tokenIds.map((id) => ownsToken(c, leaf.contract, id, [v.address])));
+            return BigInt(owned.filter(Boolean).length);
+          }
+          case "poap":
+            return (await contractWide(v, POAP_CONTRACT)) && (await holdsPoap(c, v.address, BigInt(leaf.eventId))) ? 1n : 0n;
+        }
+      }),
+    );
+    return sum(perVault);
+  };
+
   const readLeaf = async (leaf: ExternalLeaf, wallets: readonly Address[]): Promise<Holding> => {
     switch (leaf.type) {
       case "erc20": {
@@ -208,8 +345,26 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
 
   return {
     async read(list, wallets) {
-      for (const leaf of list) client(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
-      return Promise.all(list.map((leaf) => readLeaf(leaf, wallets)));
+      const chainOf = (leaf: ExternalLeaf) => (leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
+      for (const leaf of list) client(chainOf(leaf));
+      const chains = [...new Set(list.map(chainOf))];
+      // The wallets' own holdings and the vault lookup travel in the first batch; the vaults' holdings, if any, in a second.
+      const [own, vaultLists] = await Promise.all([Promise.all(list.map((leaf) => readLeaf(leaf, wallets))), Promise.all(chains.map((id) => vaultsOn(id, wallets)))]);
+      const vaults = new Map(chains.map((id, i) => [id, vaultLists[i]!]));
+      const lent = await Promise.all(list.map((leaf) => lentByVaults(leaf, vaults.get(chainOf(leaf)) ?? [])));
+      const holdings = own.map((holding, i) => {
+        const leaf = list[i]!;
+        // A POAP or one token id counts once, whoever holds it.
+        const once = leaf.type === "poap" || (leaf.type === "erc721" && leaf.tokenId !== undefined);
+        const held = once ? (holding.held > 0n || lent[i]! > 0n ? 1n : 0n) : holding.held + lent[i]!;
+        return { held, needed: holding.needed };
+      });
+      return { holdings, vaults: fingerprint(chains, vaultLists) };
+    },
+
+    async vaults(list, wallets) {
+      const chains = [...new Set(list.map((leaf) => (leaf.type === "poap" ? poapChain(leaf) : leaf.chainId)))];
+      return fingerprint(chains, await Promise.all(chains.map((id) => vaultsOn(id, wallets))));
     },
 
     async prepare(rules) {

@@ -131,3 +131,104 @@ contract OwnedWalletFactory {
         return address(uint160(uint256(keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, init)))));
     }
 }
+
+/// delegate.xyz v2's registry as far as eligibility reads it (src/IDelegateRegistry.sol of delegatexyz/delegate-registry):
+/// the five delegation types, their check functions for full delegations (rights 0) and getIncomingDelegations.
+/// Tests put its code at the registry's real address with anvil_setCode.
+contract TestDelegateRegistry {
+    enum DelegationType {
+        NONE,
+        ALL,
+        CONTRACT,
+        ERC721,
+        ERC20,
+        ERC1155
+    }
+
+    struct Delegation {
+        DelegationType type_;
+        address to;
+        address from;
+        bytes32 rights;
+        address contract_;
+        uint256 tokenId;
+        uint256 amount;
+    }
+
+    Delegation[] private delegations;
+
+    function _set(Delegation memory d) private {
+        for (uint256 i = 0; i < delegations.length; i++) {
+            Delegation storage e = delegations[i];
+            if (e.type_ == d.type_ && e.to == d.to && e.from == d.from && e.rights == d.rights && e.contract_ == d.contract_ && e.tokenId == d.tokenId) {
+                e.amount = d.amount;
+                if (d.amount == 0) e.type_ = DelegationType.NONE;
+                return;
+            }
+        }
+        if (d.amount > 0) delegations.push(d);
+    }
+
+    function delegateAll(address to, bytes32 rights, bool enable) external payable returns (bytes32) {
+        _set(Delegation(DelegationType.ALL, to, msg.sender, rights, address(0), 0, enable ? 1 : 0));
+        return 0;
+    }
+
+    function delegateContract(address to, address contract_, bytes32 rights, bool enable) external payable returns (bytes32) {
+        _set(Delegation(DelegationType.CONTRACT, to, msg.sender, rights, contract_, 0, enable ? 1 : 0));
+        return 0;
+    }
+
+    function delegateERC721(address to, address contract_, uint256 tokenId, bytes32 rights, bool enable) external payable returns (bytes32) {
+        _set(Delegation(DelegationType.ERC721, to, msg.sender, rights, contract_, tokenId, enable ? 1 : 0));
+        return 0;
+    }
+
+    function delegateERC20(address to, address contract_, bytes32 rights, uint256 amount) external payable returns (bytes32) {
+        _set(Delegation(DelegationType.ERC20, to, msg.sender, rights, contract_, 0, amount));
+        return 0;
+    }
+
+    function delegateERC1155(address to, address contract_, uint256 tokenId, bytes32 rights, uint256 amount) external payable returns (bytes32) {
+        _set(Delegation(DelegationType.ERC1155, to, msg.sender, rights, contract_, tokenId, amount));
+        return 0;
+    }
+
+    function _has(DelegationType t, address to, address from, bytes32 rights, address contract_, uint256 tokenId) private view returns (uint256) {
+        for (uint256 i = 0; i < delegations.length; i++) {
+            Delegation storage e = delegations[i];
+            if (e.type_ == t && e.to == to && e.from == from && e.rights == rights && e.contract_ == contract_ && e.tokenId == tokenId) return e.amount;
+        }
+        return 0;
+    }
+
+    function checkDelegateForAll(address to, address from, bytes32 rights) public view returns (bool) {
+        return _has(DelegationType.ALL, to, from, rights, address(0), 0) > 0;
+    }
+
+    function checkDelegateForContract(address to, address from, address contract_, bytes32 rights) public view returns (bool) {
+        return checkDelegateForAll(to, from, rights) || _has(DelegationType.CONTRACT, to, from, rights, contract_, 0) > 0;
+    }
+
+    function checkDelegateForERC721(address to, address from, address contract_, uint256 tokenId, bytes32 rights) external view returns (bool) {
+        return checkDelegateForContract(to, from, contract_, rights) || _has(DelegationType.ERC721, to, from, rights, contract_, tokenId) > 0;
+    }
+
+    function checkDelegateForERC20(address to, address from, address contract_, bytes32 rights) external view returns (uint256) {
+        if (checkDelegateForContract(to, from, contract_, rights)) return type(uint256).max;
+        return _has(DelegationType.ERC20, to, from, rights, contract_, 0);
+    }
+
+    function checkDelegateForERC1155(address to, address from, address contract_, uint256 tokenId, bytes32 rights) external view returns (uint256) {
+        if (checkDelegateForContract(to, from, contract_, rights)) return type(uint256).max;
+        return _has(DelegationType.ERC1155, to, from, rights, contract_, tokenId);
+    }
+
+    function getIncomingDelegations(address to) external view returns (Delegation[] memory out) {
+        uint256 n = 0;
+        for (uint256 i = 0; i < delegations.length; i++) if (delegations[i].to == to && delegations[i].type_ != DelegationType.NONE) n++;
+        out = new Delegation[](n);
+        n = 0;
+        for (uint256 i = 0; i < delegations.length; i++) if (delegations[i].to == to && delegations[i].type_ != DelegationType.NONE) out[n++] = delegations[i];
+    }
+}
