@@ -82,6 +82,7 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
       if (!data.success) throw new EligibilitySourceError("Airstack Poaps answered an unexpected shape");
       return { held: (data.output.Poaps?.Poap ?? []).some((p) => p.eventId === String(leaf.eventId)) ? 1n : 0n, needed: 1n };
     }
+    if (leaf.type === "coinbaseVerified") throw new EligibilitySourceError("Airstack does not read Coinbase Verifications");
     const blockchain = AIRSTACK_CHAINS[leaf.chainId];
     if (!blockchain) throw new EligibilitySourceError(`Airstack does not serve ${chainName(leaf.chainId)}`);
     const tokenAddress = leaf.type === "erc20" ? leaf.token : leaf.contract;
@@ -128,6 +129,7 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
     async prepare(rules) {
       checkRuleValues(rules);
       for (const leaf of leaves(rules)) {
+        if (leaf.type === "coinbaseVerified") throw new InvalidRequestError("Coinbase Verifications are read on chain: use ELIGIBILITY_PROVIDER=onchain with RPC_URL_8453");
         if ((leaf.type === "erc20" || leaf.type === "erc721" || leaf.type === "erc1155") && !AIRSTACK_CHAINS[leaf.chainId]) {
           throw new InvalidRequestError(`Airstack does not serve ${chainName(leaf.chainId)}; use chainId ${Object.keys(AIRSTACK_CHAINS).join(", ")}`);
         }

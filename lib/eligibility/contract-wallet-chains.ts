@@ -1,4 +1,4 @@
-import { children, isLeaf, type Rules } from "../shared/rules.js";
+import { BASE_CHAIN_ID, children, isLeaf, type Rules } from "../shared/rules.js";
 
 /**
  * The chain the POAP rules read when they name none: Gnosis, where POAPs are minted, unless only Ethereum has an RPC.
@@ -33,6 +33,8 @@ export function contractWalletChains(rules: Rules, rpcUrls: ReadonlyMap<number, 
       return new Set();
     case "poap":
       return new Set([rules.chainId ?? defaultPoapChain(rpcUrls)]);
+    case "coinbaseVerified":
+      return new Set([BASE_CHAIN_ID]);
     default:
       return new Set([rules.chainId]);
   }

@@ -107,6 +107,10 @@ export function describeLeaf(leaf: LeafRule): string {
     }
     case "poap":
       return `Hold the POAP of event #${leaf.eventId}`;
+    case "coinbaseVerified":
+      return leaf.attestation === "account"
+        ? "Have a Coinbase-verified account (Coinbase Verifications on Base)"
+        : `Be verified by Coinbase as living in ${leaf.countries?.join(", ") ?? "an allowed country"} (Coinbase Verifications on Base)`;
   }
 }
 

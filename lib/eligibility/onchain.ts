@@ -29,7 +29,7 @@ import type { Address } from "../shared/address.js";
 import { defaultPoapChain } from "./contract-wallet-chains.js";
 import { chainName } from "../shared/chains.js";
 import { EligibilitySourceError, type ExternalLeaf, type Holding, type HoldingsSource } from "./evaluate.js";
-import { checkRuleValues, leafPaths, mapLeaves, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules, type TokenIdRange } from "../shared/rules.js";
+import { BASE_CHAIN_ID, checkRuleValues, leafPaths, mapLeaves, MAX_DECIMALS, MAX_UINT256, type LeafRule, type Rules, type TokenIdRange } from "../shared/rules.js";
 
 /** The POAP contract (same address on Gnosis and Ethereum). */
 export const POAP_CONTRACT = "0x22c1f6050e56d2876009903609a2cc3fef83b415" as const;
@@ -86,6 +86,62 @@ interface Vault {
   readonly tokens: ReadonlySet<string>;
   /** Every delegation of it to the person, as text (type, to, contract, token id, amount): what the cache key names. */
   readonly entries: readonly string[];
+}
+
+/** Coinbase's attestation indexer on Base: the newest attestation uid per (recipient, schema). */
+export const COINBASE_INDEXER = "0x2c7ee1e5f416dff40054c27a62f7b357c4e8619c" as const;
+/** Ethereum Attestation Service, a predeploy on Base (and every OP Stack chain). */
+export const EAS_CONTRACT = "0x4200000000000000000000000000000000000021" as const;
+/** The only attester whose Coinbase Verifications count. */
+export const COINBASE_ATTESTER = "0x357458739f90461b99789350868cd7cf330dd7ee" as const;
+/** Coinbase Verifications' schemas: a verified account (bool), a verified country (ISO 3166-1 alpha-2 string). */
+export const COINBASE_SCHEMAS = {
+  account: "0xf8b05c79f090979bf4a80270aba232dff11a10d9ca55c4f88de95317970f0de9",
+  country: "0x1801901fabd0e6189356b4fb52bb0ab855276d84f7ec140839fbd1f6801ca065",
+} as const;
+const COINBASE_INDEXER_ABI = parseAbi(["function getAttestationUid(address recipient, bytes32 schemaUid) view returns (bytes32)"]);
+const EAS_ABI = parseAbi([
+  "function getAttestation(bytes32 uid) view returns ((bytes32 uid, bytes32 schema, uint64 time, uint64 expirationTime, uint64 revocationTime, bytes32 refUID, address recipient, address attester, bool revocable, bytes data))",
+]);
+const ZERO_UID = `0x${"00".repeat(32)}`;
+
+/**
+ * Whether `wallet` carries a valid Coinbase Verification of the leaf's kind: the indexer names an attestation, and
+ * EAS holds it for this recipient and schema, from Coinbase's attester, not revoked, not expired (and, for a
+ * country, one of the leaf's). EAS's own `isAttestationValid` is not asked: it ignores revocation.
+ * @throws {EligibilitySourceError} a read failed.
+ */
+async function coinbaseVerified(c: PublicClient, leaf: Extract<LeafRule, { type: "coinbaseVerified" }>, wallet: Address): Promise<boolean> {
+  const schema = COINBASE_SCHEMAS[leaf.attestation];
+  let uid: Hex;
+  try {
+    uid = await c.readContract({ address: COINBASE_INDEXER, abi: COINBASE_INDEXER_ABI, functionName: "getAttestationUid", args: [wallet, schema] });
+  } catch (cause) {
+    throw new EligibilitySourceError("On-chain read failed: Coinbase indexer getAttestationUid", { cause });
+  }
+  if (uid === ZERO_UID) return false;
+  let attestation: { uid: Hex; schema: Hex; expirationTime: bigint; revocationTime: bigint; recipient: string; attester: string; data: Hex };
+  try {
+    attestation = await c.readContract({ address: EAS_CONTRACT, abi: EAS_ABI, functionName: "getAttestation", args: [uid] });
+  } catch (cause) {
+    throw new EligibilitySourceError("On-chain read failed: EAS getAttestation", { cause });
+  }
+  const now = BigInt(Math.floor(Date.now() / 1000));
+  const valid =
+    attestation.uid === uid &&
+    attestation.schema === schema &&
+    attestation.recipient.toLowerCase() === wallet &&
+    attestation.attester.toLowerCase() === COINBASE_ATTESTER &&
+    attestation.revocationTime === 0n &&
+    (attestation.expirationTime === 0n || attestation.expirationTime > now);
+  if (!valid) return false;
+  if (leaf.attestation === "account") return true;
+  try {
+    const [country] = decodeAbiParameters([{ type: "string" }], attestation.data);
+    return (leaf.countries ?? []).includes(country.trim().toUpperCase());
+  } catch {
+    return false;
+  }
 }
 
 /** A stable text naming every vault counted per chain, whom it delegated to and which single tokens. */
@@ -152,6 +208,8 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     return c;
   };
   const poapChain = (leaf: Extract<ExternalLeaf, { type: "poap" }>) => leaf.chainId ?? defaultPoapChain(options.rpcUrls);
+  /** The chain a leaf reads. */
+  const chainOf = (leaf: ExternalLeaf): number => (leaf.type === "poap" ? poapChain(leaf) : leaf.type === "coinbaseVerified" ? BASE_CHAIN_ID : leaf.chainId);
 
   const read = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
     try {
@@ -226,8 +284,10 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
   /** What the vaults lend toward one leaf: only what each delegated, and at most what it holds. */
   const lentByVaults = async (leaf: ExternalLeaf, vaults: readonly Vault[]): Promise<bigint> => {
     if (vaults.length === 0) return 0n;
-    const c = client(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
-    const registry = ZKSYNC_CHAINS.has(leaf.type === "poap" ? poapChain(leaf) : leaf.chainId) ? DELEGATE_REGISTRY_ZKSYNC : DELEGATE_REGISTRY;
+    // Attestations are about the wallet that carries them: a vault lends none.
+    if (leaf.type === "coinbaseVerified") return 0n;
+    const c = client(chainOf(leaf));
+    const registry = ZKSYNC_CHAINS.has(chainOf(leaf)) ? DELEGATE_REGISTRY_ZKSYNC : DELEGATE_REGISTRY;
     const check = <T>(what: string, call: () => Promise<T>) => read(`delegate registry ${what}`, call);
     const contractWide = (v: Vault, contract: Address) =>
       Promise.all(v.delegates.map((d) => check("checkDelegateForContract", () => c.readContract({ address: registry, abi: DELEGATE_REGISTRY_ABI, functionName: "checkDelegateForContract", args: [d, v.address, contract, FULL_RIGHTS] })))).then((r) => r.some(Boolean));
@@ -340,12 +400,16 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
         const found = await Promise.all(wallets.map((w) => holdsPoap(c, w, BigInt(leaf.eventId))));
         return { held: found.some(Boolean) ? 1n : 0n, needed: 1n };
       }
+      case "coinbaseVerified": {
+        const c = client(BASE_CHAIN_ID);
+        const found = await Promise.all(wallets.map((w) => coinbaseVerified(c, leaf, w)));
+        return { held: found.some(Boolean) ? 1n : 0n, needed: 1n };
+      }
     }
   };
 
   return {
     async read(list, wallets) {
-      const chainOf = (leaf: ExternalLeaf) => (leaf.type === "poap" ? poapChain(leaf) : leaf.chainId);
       for (const leaf of list) client(chainOf(leaf));
       const chains = [...new Set(list.map(chainOf))];
       // The wallets' own holdings and the vault lookup travel in the first batch; the vaults' holdings, if any, in a second.
@@ -363,7 +427,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
     },
 
     async vaults(list, wallets) {
-      const chains = [...new Set(list.map((leaf) => (leaf.type === "poap" ? poapChain(leaf) : leaf.chainId)))];
+      const chains = [...new Set(list.map(chainOf))];
       return fingerprint(chains, await Promise.all(chains.map((id) => vaultsOn(id, wallets))));
     },
 
@@ -371,7 +435,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
       checkRuleValues(rules);
       const located = leafPaths(rules).filter((l): l is { leaf: ExternalLeaf; path: string } => l.leaf.type !== "open" && l.leaf.type !== "allowlist");
       for (const { leaf, path } of located) {
-        const chainId = leaf.type === "poap" ? poapChain(leaf) : leaf.chainId;
+        const chainId = chainOf(leaf);
         if (!options.rpcUrls.has(chainId)) {
           throw new InvalidRequestError(`No RPC for ${chainName(chainId)}: set RPC_URL_${chainId}`, [{ path, message: `set RPC_URL_${chainId}` }]);
         }
@@ -379,7 +443,7 @@ export function createOnchainSource(options: OnchainOptions): HoldingsSource & {
       // Every leaf's reads start in the same tick, so they travel as one JSON-RPC batch per chain.
       const prepared = await Promise.all(
         located.map(async ({ leaf, path }) => {
-          const chainId = leaf.type === "poap" ? poapChain(leaf) : leaf.chainId;
+          const chainId = chainOf(leaf);
           return [leaf, await prepareLeaf(client(chainId), chainId, leaf, path)] as const;
         }),
       );
@@ -403,7 +467,7 @@ type Answer = { readonly data: Hex } | { readonly failed: string };
  * @throws {EligibilitySourceError} the chain could not be reached (transport failure, timeout, rate limit).
  */
 async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf, path: string): Promise<ExternalLeaf> {
-  const where = leaf.type === "erc20" ? leaf.token : leaf.type === "poap" ? POAP_CONTRACT : leaf.contract;
+  const where = leaf.type === "erc20" ? leaf.token : leaf.type === "poap" ? POAP_CONTRACT : leaf.type === "coinbaseVerified" ? COINBASE_INDEXER : leaf.contract;
   const ask = (data: Hex): Promise<Answer> =>
     c.call({ to: where, data }).then(
       (result) => ({ data: result.data ?? "0x" }),
@@ -412,7 +476,7 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
         return { failed: executionFailure(error) };
       },
     );
-  const kind = { erc20: "an ERC-20 token", erc721: "an ERC-721 collection", erc1155: "an ERC-1155 contract", poap: "the POAP contract" }[leaf.type];
+  const kind = { erc20: "an ERC-20 token", erc721: "an ERC-721 collection", erc1155: "an ERC-1155 contract", poap: "the POAP contract", coinbaseVerified: "Coinbase's attestation indexer" }[leaf.type];
   const refuse = (problem: string, at = path): never => {
     throw new InvalidRequestError(`${where} on ${chainName(chainId)} does not behave like ${kind}: ${problem}`, [{ path: at, message: problem }]);
   };
@@ -443,6 +507,8 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
           : [ask(encodeFunctionData({ abi: ERC1155, functionName: "balanceOf", args: [PROBE_ADDRESS, BigInt(leaf.tokenId ?? "0")] }))];
       case "poap":
         return [ask(encodeFunctionData({ abi: POAP, functionName: "balanceOf", args: [PROBE_ADDRESS] }))];
+      case "coinbaseVerified":
+        return [ask(encodeFunctionData({ abi: COINBASE_INDEXER_ABI, functionName: "getAttestationUid", args: [PROBE_ADDRESS, COINBASE_SCHEMAS[leaf.attestation]] }))];
     }
   })();
   const [bytecode, probe, ...rest] = await Promise.all([code, ...calls]);
@@ -510,6 +576,11 @@ async function prepareLeaf(c: PublicClient, chainId: number, leaf: ExternalLeaf,
     case "poap": {
       const balance = word(probe!, "balanceOf(address)");
       if ("problem" in balance) return refuse(balance.problem);
+      return leaf;
+    }
+    case "coinbaseVerified": {
+      const uid = word(probe!, "getAttestationUid(address,bytes32)");
+      if ("problem" in uid) return refuse(uid.problem);
       return leaf;
     }
   }

@@ -53,6 +53,15 @@ export interface PoapRule {
   readonly eventId: number;
   readonly chainId?: number;
 }
+/**
+ * Verified by Coinbase (Coinbase Verifications, EAS attestations on Base): a verified Coinbase account, or a verified
+ * country of residence among `countries` (ISO 3166-1 alpha-2).
+ */
+export interface CoinbaseVerifiedRule {
+  readonly type: "coinbaseVerified";
+  readonly attestation: "account" | "country";
+  readonly countries?: readonly string[];
+}
 /** Every sub-rule must pass. */
 export interface AllRule {
   readonly all: readonly Rules[];
@@ -72,7 +81,7 @@ export interface NotRule {
 }
 
 /** A leaf rule: one check against one source. */
-export type LeafRule = OpenRule | AllowlistRule | Erc20Rule | Erc721Rule | Erc1155Rule | PoapRule;
+export type LeafRule = OpenRule | AllowlistRule | Erc20Rule | Erc721Rule | Erc1155Rule | PoapRule | CoinbaseVerifiedRule;
 /** A rule made of others. */
 export type CompoundRule = AllRule | AnyRule | AtLeastRule | NotRule;
 /** A group's gating rules, stored with the group and evaluated on every join. */
@@ -88,6 +97,8 @@ export const MAX_RULE_LEAVES = 32;
  * per wallet) in the decision's JSON-RPC batch.
  */
 export const MAX_TOKEN_ID_RANGE = 500;
+/** Base: where Coinbase Verifications are attested. */
+export const BASE_CHAIN_ID = 8453;
 /** Chains with the POAP contract. */
 export const POAP_CHAINS = [100, 1] as const;
 
@@ -153,8 +164,23 @@ const LeafSchema = v.variant(
       eventId: v.pipe(v.number("eventId must be a number"), v.integer("eventId must be an integer"), v.minValue(1, "eventId must be positive")),
       chainId: v.optional(v.picklist(POAP_CHAINS, "POAP chainId must be 100 (Gnosis) or 1 (Ethereum)")),
     }),
+    v.pipe(
+      v.strictObject({
+        type: v.literal("coinbaseVerified"),
+        attestation: v.picklist(["account", "country"], "attestation must be account or country"),
+        countries: v.optional(
+          v.pipe(
+            v.array(v.pipe(v.string("countries must be ISO 3166-1 alpha-2 codes"), v.trim(), v.toUpperCase(), v.regex(/^[A-Z]{2}$/, "countries must be ISO 3166-1 alpha-2 codes, e.g. \"US\""))),
+            v.minLength(1, "countries must list at least one country"),
+            v.maxLength(250, "countries must list at most 250 countries"),
+            v.transform((list) => [...new Set(list)]),
+          ),
+        ),
+      }),
+      v.check((r) => (r.attestation === "country") === (r.countries !== undefined), "a country attestation needs countries, an account attestation takes none"),
+    ),
   ],
-  "must be a rule: type open, allowlist, erc20, erc721, erc1155 or poap, or {\"all\":[…]} / {\"any\":[…]} / {\"atLeast\":N,\"of\":[…]} / {\"not\":…}",
+  "must be a rule: type open, allowlist, erc20, erc721, erc1155, poap or coinbaseVerified, or {\"all\":[…]} / {\"any\":[…]} / {\"atLeast\":N,\"of\":[…]} / {\"not\":…}",
 );
 
 // Dispatch on the shape so a problem deep inside a tree is reported with its own message and path.

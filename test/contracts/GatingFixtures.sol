@@ -232,3 +232,47 @@ contract TestDelegateRegistry {
         for (uint256 i = 0; i < delegations.length; i++) if (delegations[i].to == to && delegations[i].type_ != DelegationType.NONE) out[n++] = delegations[i];
     }
 }
+
+/// Coinbase's attestation indexer on Base, as eligibility reads it: the attestation uid per (recipient, schema).
+contract TestCoinbaseIndexer {
+    mapping(address => mapping(bytes32 => bytes32)) private uids;
+
+    function setAttestationUid(address recipient, bytes32 schemaUid, bytes32 uid) external {
+        uids[recipient][schemaUid] = uid;
+    }
+
+    function getAttestationUid(address recipient, bytes32 schemaUid) external view returns (bytes32) {
+        return uids[recipient][schemaUid];
+    }
+}
+
+/// The Ethereum Attestation Service's getAttestation (EAS Common.sol's Attestation), with a setter for tests.
+contract TestEAS {
+    struct Attestation {
+        bytes32 uid;
+        bytes32 schema;
+        uint64 time;
+        uint64 expirationTime;
+        uint64 revocationTime;
+        bytes32 refUID;
+        address recipient;
+        address attester;
+        bool revocable;
+        bytes data;
+    }
+
+    mapping(bytes32 => Attestation) private attestations;
+
+    function put(Attestation calldata a) external {
+        attestations[a.uid] = a;
+    }
+
+    function getAttestation(bytes32 uid) external view returns (Attestation memory) {
+        return attestations[uid];
+    }
+
+    /// What the real contract answers too, and what eligibility must not trust: it ignores revocation.
+    function isAttestationValid(bytes32 uid) external view returns (bool) {
+        return attestations[uid].uid != 0;
+    }
+}
