@@ -2,8 +2,8 @@ import { appLogger } from "../lib/app.js";
 import { operatorApp } from "./_operator.js";
 import { createGroup } from "../lib/use-cases/create-group.js";
 import { previewRules } from "../lib/use-cases/preview-rules.js";
-import { CreateGroupSchema, readIdempotencyKey } from "../lib/http/request-schemas.js";
-import { defineRoute, json, readJsonBody } from "../lib/http/responses.js";
+import { CreateGroupSchema, DryRunQuerySchema, readIdempotencyKey } from "../lib/http/request-schemas.js";
+import { defineRoute, json, readJsonBody, readQuery } from "../lib/http/responses.js";
 
 /**
  * `POST /api/create`: the operator creates a gated group and gets its link. With `?dryRun=1`, only the checks run:
@@ -12,9 +12,10 @@ import { defineRoute, json, readJsonBody } from "../lib/http/responses.js";
 export default defineRoute({
   async POST(request) {
     const { app } = await operatorApp(request);
+    const { dryRun } = readQuery(request, DryRunQuerySchema);
     const idempotencyKey = readIdempotencyKey(request);
     const input = await readJsonBody(request, CreateGroupSchema);
-    if (["1", "true"].includes(new URL(request.url).searchParams.get("dryRun") ?? "")) return json(200, await previewRules(app, input.rules));
+    if (dryRun) return json(200, await previewRules(app, input.rules));
     return json(201, await createGroup(app, input, idempotencyKey));
   },
 }, { logger: appLogger });

@@ -9,6 +9,7 @@ import { createGroupRegistry, type GroupRegistry } from "./stores/registry.js";
 import { createChallengeStore, type ChallengeStore } from "./stores/challenges.js";
 import { createAdminSessionStore, type AdminSessionStore } from "./stores/admin-sessions.js";
 import { createReverifyCursorStore, type ReverifyCursorStore } from "./stores/reverify-cursor.js";
+import { createRemovalNoticeStore, type RemovalNoticeStore } from "./stores/removal-notices.js";
 import { createSignatureVerifier, type SignatureVerifier } from "./services/signature-verifier.js";
 import { createLinkService, type LinkService } from "./services/link-service.js";
 import { createLogger, type Logger } from "./shared/log.js";
@@ -31,6 +32,8 @@ export interface App {
   readonly admissions: AdmissionQueue;
   readonly inboxes: InboxCache;
   readonly reverifyCursor: ReverifyCursorStore;
+  /** Members warned by re-verification, and when they may be removed. */
+  readonly notices: RemovalNoticeStore;
   readonly rateLimiter: RateLimiter;
   readonly eligibility: EligibilityService;
   readonly xmtp: XmtpPort;
@@ -67,6 +70,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     admissions: createAdmissionQueue(redis, config.redis.keyPrefix, now),
     inboxes: createInboxCache(redis, config.redis.keyPrefix),
     reverifyCursor: createReverifyCursorStore(redis, config.redis.keyPrefix),
+    notices: createRemovalNoticeStore(redis, config.redis.keyPrefix),
     rateLimiter: createRateLimiter(redis, config.redis.keyPrefix, config.rateLimits, () => now().getTime()),
     eligibility: createEligibilityService(config.eligibility, redis, config.redis.keyPrefix, overrides.fetch),
     xmtp:

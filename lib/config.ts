@@ -68,6 +68,10 @@ export interface Config {
     readonly pagePerIp: { readonly limit: number; readonly windowSeconds: number };
   };
   readonly cronSecret: string | null;
+  readonly reverify: {
+    /** How long a member who no longer qualifies is warned before removal (`REVERIFY_GRACE_HOURS`, default 24; 0: removed at once). */
+    readonly graceHours: number;
+  };
   /** A Converse-compatible link service to register groups with, or null (the default): own join links only. */
   readonly linkService: {
     /** Where group links are registered. */
@@ -122,6 +126,7 @@ const PROBLEMS: Record<string, string> = {
   JOIN_RATE_LIMIT_PER_ADDRESS: "must be <count>/<seconds>, e.g. 10/600",
   JOIN_PAGE_RATE_LIMIT_PER_IP: "must be <count>/<seconds>, e.g. 600/60",
   CRON_SECRET: "must be at least 16 characters",
+  REVERIFY_GRACE_HOURS: "must be a whole number of hours from 0 to 720",
 };
 
 const isLocalHost = (host: string): boolean =>
@@ -206,6 +211,7 @@ const EnvSchema = v.object({
   JOIN_RATE_LIMIT_PER_ADDRESS: optional(rateLimit("JOIN_RATE_LIMIT_PER_ADDRESS")),
   JOIN_PAGE_RATE_LIMIT_PER_IP: optional(rateLimit("JOIN_PAGE_RATE_LIMIT_PER_IP")),
   CRON_SECRET: optional(v.pipe(v.string(), v.minLength(16, PROBLEMS.CRON_SECRET))),
+  REVERIFY_GRACE_HOURS: optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, PROBLEMS.REVERIFY_GRACE_HOURS), v.transform(Number), v.maxValue(720, PROBLEMS.REVERIFY_GRACE_HOURS))),
   ELIGIBILITY_PROVIDER: optional(v.picklist(["onchain", "airstack"], PROBLEMS.ELIGIBILITY_PROVIDER)),
   AIRSTACK_API_KEY: optional(v.string()),
   ELIGIBILITY_CACHE_TTL_SECONDS: optional(v.pipe(v.string(), v.regex(/^\d{1,4}$/, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS), v.transform(Number), v.maxValue(3600, PROBLEMS.ELIGIBILITY_CACHE_TTL_SECONDS))),
@@ -288,6 +294,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       pagePerIp: e.JOIN_PAGE_RATE_LIMIT_PER_IP ?? { limit: 600, windowSeconds: 60 },
     },
     cronSecret: e.CRON_SECRET ?? null,
+    reverify: { graceHours: e.REVERIFY_GRACE_HOURS ?? 24 },
     // The seed's service is gone (2025): registering is opt-in, and every group has a join link of its own.
     linkService: e.LINK_SERVICE_URL && linkBaseUrl ? { url: e.LINK_SERVICE_URL, baseUrl: linkBaseUrl } : null,
   };

@@ -153,7 +153,11 @@ function render(command: string, data: Record<string, unknown>): string {
     case "audit":
       return table(list("entries"), ["at", "source", "actor", "action", "address", "outcome", "reason"]);
     case "reverify":
-      return `${data.dryRun ? "would remove" : "removed"}:\n${table(list("removed"), ["groupId", "address", "reason"])}\nchecked ${String(data.membersChecked)} member(s) in ${String(data.groupsChecked)} group(s); skipped ${list("skipped").length}`;
+      return [
+        `${data.dryRun ? "would remove" : "removed"}:\n${table(list("removed"), ["groupId", "address", "reason"])}`,
+        `${data.dryRun ? "would warn" : "warned"}:\n${table(list("warned"), ["groupId", "address", "reason", "removeAfter"])}`,
+        `checked ${String(data.membersChecked)} member(s) in ${String(data.groupsChecked)} group(s); skipped ${list("skipped").length}; in grace ${typeof data.inGrace === "number" ? data.inGrace : 0}; removals called off ${list("cancelled").length}`,
+      ].join("\n");
     default:
       return JSON.stringify(data, null, 2);
   }

@@ -60,6 +60,17 @@ describe("loadConfig", () => {
     expect(own.linkService).toEqual({ url: "https://links.example.com/api", baseUrl: "https://l.example.com/g/" });
   });
 
+  it("reads REVERIFY_GRACE_HOURS (default 24, 0 to 720), naming it and never its value when wrong", () => {
+    expect(loadConfig(valid).reverify).toEqual({ graceHours: 24 });
+    expect(loadConfig({ ...valid, REVERIFY_GRACE_HOURS: "0" }).reverify).toEqual({ graceHours: 0 });
+    expect(loadConfig({ ...valid, REVERIFY_GRACE_HOURS: "720" }).reverify).toEqual({ graceHours: 720 });
+    for (const bad of ["721", "-1", "1.5", "a day"]) {
+      const error = problem({ ...valid, REVERIFY_GRACE_HOURS: bad });
+      expect(error.variables).toEqual(["REVERIFY_GRACE_HOURS"]);
+      expect(error.message).not.toContain(bad);
+    }
+  });
+
   it("reads the join page's rate limits", () => {
     const config = loadConfig({ ...valid, JOIN_RATE_LIMIT_PER_IP: "5/10", JOIN_RATE_LIMIT_PER_ADDRESS: "2/30" });
     expect(config.rateLimits.joinPerIp).toEqual({ limit: 5, windowSeconds: 10 });

@@ -1,6 +1,7 @@
 import { appLogger, getApp } from "../../lib/app.js";
 import { UnauthorizedError } from "../../lib/shared/errors.js";
-import { defineRoute, json, requireBearer } from "../../lib/http/responses.js";
+import { defineRoute, json, readQuery, requireBearer } from "../../lib/http/responses.js";
+import { DryRunQuerySchema } from "../../lib/http/request-schemas.js";
 import { reverifyMembers } from "../../lib/use-cases/reverify.js";
 
 /** `GET /api/cron/reverify[?dryRun=1]`: run by Vercel Cron with `Authorization: Bearer <CRON_SECRET>`. */
@@ -14,7 +15,7 @@ export default defineRoute(
         throw new UnauthorizedError("Missing or invalid bearer token");
       }
       requireBearer(request, app.config.cronSecret);
-      const dryRun = ["1", "true"].includes(new URL(request.url).searchParams.get("dryRun") ?? "");
+      const { dryRun } = readQuery(request, DryRunQuerySchema);
       return json(200, await reverifyMembers(app, { dryRun }));
     },
   },

@@ -3,7 +3,7 @@ import { parseUnits } from "viem";
 import { InvalidRequestError } from "../shared/errors.js";
 import type { Address } from "../shared/address.js";
 import { chainName } from "../shared/chains.js";
-import { EligibilitySourceError, type ExternalLeaf, type HoldingsSource } from "./evaluate.js";
+import { EligibilitySourceError, type ExternalLeaf, type Holding, type HoldingsSource } from "./evaluate.js";
 import { checkRuleValues, leaves, type Rules } from "../shared/rules.js";
 
 /** Airstack's GraphQL endpoint. */
@@ -76,12 +76,13 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
     return parsed.output.data;
   };
 
-  const checkLeaf = async (leaf: ExternalLeaf, owner: Address): Promise<boolean> => {
+  const readLeaf = async (leaf: ExternalLeaf, owner: Address): Promise<Holding> => {
     if (leaf.type === "poap") {
       const data = v.safeParse(PoapsData, await query(POAPS, { owner, eventId: String(leaf.eventId) }));
       if (!data.success) throw new EligibilitySourceError("Airstack Poaps answered an unexpected shape");
-      return (data.output.Poaps?.Poap ?? []).some((p) => p.eventId === String(leaf.eventId));
+      return { held: (data.output.Poaps?.Poap ?? []).some((p) => p.eventId === String(leaf.eventId)) ? 1n : 0n, needed: 1n };
     }
+    if (leaf.type === "coinbaseVerified") throw new EligibilitySourceError("Airstack does not read Coinbase Verifications");
     const blockchain = AIRSTACK_CHAINS[leaf.chainId];
     if (!blockchain) throw new EligibilitySourceError(`Airstack does not serve ${chainName(leaf.chainId)}`);
     const tokenAddress = leaf.type === "erc20" ? leaf.token : leaf.contract;
@@ -90,25 +91,45 @@ export function createAirstackSource(options: { apiKey: string; fetch?: typeof f
     if (!data.success) throw new EligibilitySourceError("Airstack TokenBalances answered an unexpected shape");
     const rows = data.output.TokenBalances?.TokenBalance ?? [];
     const amount = (row: (typeof rows)[number]) => BigInt(String(row.amount).split(".")[0] ?? "0");
+    const inRange = (row: (typeof rows)[number]) => {
+      if (leaf.type === "erc20") return true;
+      if (leaf.tokenIds) return row.tokenId != null && /^\d+$/.test(row.tokenId) && BigInt(row.tokenId) >= BigInt(leaf.tokenIds.from) && BigInt(row.tokenId) <= BigInt(leaf.tokenIds.to);
+      return leaf.tokenId === undefined || row.tokenId === leaf.tokenId;
+    };
+    const held = rows.filter((row) => amount(row) > 0n && inRange(row));
     switch (leaf.type) {
       case "erc20": {
         // `amount` is in base units; decimals come from the rule (read on chain at create) or Airstack's token.
         const decimals = leaf.decimals ?? rows[0]?.token?.decimals ?? 18;
-        return rows.reduce((sum, row) => sum + amount(row), 0n) >= parseUnits(leaf.minBalance, decimals);
+        return { held: held.reduce((sum, row) => sum + amount(row), 0n), needed: parseUnits(leaf.minBalance, decimals) };
       }
       case "erc721":
-        if (leaf.tokenId !== undefined) return rows.some((row) => row.tokenId === leaf.tokenId && amount(row) > 0n);
-        return rows.filter((row) => amount(row) > 0n).length >= leaf.minCount;
+        return { held: BigInt(held.length), needed: leaf.tokenId !== undefined ? 1n : BigInt(leaf.minCount) };
       case "erc1155":
-        return rows.filter((row) => row.tokenId === leaf.tokenId).reduce((sum, row) => sum + amount(row), 0n) >= BigInt(leaf.minBalance);
+        return { held: held.reduce((sum, row) => sum + amount(row), 0n), needed: BigInt(leaf.minBalance) };
     }
   };
 
   return {
-    check: (list, owner) => Promise.all(list.map((leaf) => checkLeaf(leaf, owner))),
+    // One query per wallet and leaf, summed per leaf: Airstack has no query for several owners' balances of one token.
+    // Delegations (vaults) are read on chain only: Airstack counts the person's own wallets.
+    async read(list, wallets) {
+      const perWallet = await Promise.all(wallets.map((owner) => Promise.all(list.map((leaf) => readLeaf(leaf, owner)))));
+      const holdings = list.map((_, i) => {
+        const leaf = list[i]!;
+        const parts = perWallet.map((answers) => answers[i]!);
+        const needed = parts[0]?.needed ?? 0n;
+        // A POAP or one token id counts once whichever wallet holds it.
+        const once = leaf.type === "poap" || (leaf.type === "erc721" && leaf.tokenId !== undefined);
+        const held = once ? (parts.some((p) => p.held > 0n) ? 1n : 0n) : parts.reduce((n, p) => n + p.held, 0n);
+        return { held, needed };
+      });
+      return { holdings, vaults: "" };
+    },
     async prepare(rules) {
       checkRuleValues(rules);
       for (const leaf of leaves(rules)) {
+        if (leaf.type === "coinbaseVerified") throw new InvalidRequestError("Coinbase Verifications are read on chain: use ELIGIBILITY_PROVIDER=onchain with RPC_URL_8453");
         if ((leaf.type === "erc20" || leaf.type === "erc721" || leaf.type === "erc1155") && !AIRSTACK_CHAINS[leaf.chainId]) {
           throw new InvalidRequestError(`Airstack does not serve ${chainName(leaf.chainId)}; use chainId ${Object.keys(AIRSTACK_CHAINS).join(", ")}`);
         }

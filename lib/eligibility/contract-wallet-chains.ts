@@ -1,4 +1,4 @@
-import type { Rules } from "../shared/rules.js";
+import { BASE_CHAIN_ID, children, isLeaf, type Rules } from "../shared/rules.js";
 
 /**
  * The chain the POAP rules read when they name none: Gnosis, where POAPs are minted, unless only Ethereum has an RPC.
@@ -15,10 +15,15 @@ export function defaultPoapChain(rpcUrls: ReadonlyMap<number, string>): number {
  * chain; rules that read no chain at all (an allowlist alone) accept none: such a group takes keys' signatures only.
  */
 export function contractWalletChains(rules: Rules, rpcUrls: ReadonlyMap<number, string>): ReadonlySet<number> | "any" {
-  if ("all" in rules || "any" in rules) {
-    const parts = ("all" in rules ? rules.all : rules.any).map((r) => contractWalletChains(r, rpcUrls));
+  if (!isLeaf(rules)) {
+    // `not` passes for whoever holds nothing, like `open`.
+    if ("not" in rules) return "any";
+    const parts = children(rules).map((c) => contractWalletChains(c.rule, rpcUrls));
     const bounded = parts.filter((p): p is ReadonlySet<number> => p !== "any");
-    if ("any" in rules ? bounded.length < parts.length : bounded.length === 0) return "any";
+    const open = parts.length - bounded.length;
+    // Unbounded when the rules can be met without holdings: any open branch of an `any`, enough of them for `atLeast`.
+    const needed = "all" in rules ? parts.length : "any" in rules ? 1 : rules.atLeast;
+    if (open >= needed || bounded.length === 0) return "any";
     return new Set(bounded.flatMap((p) => [...p]));
   }
   switch (rules.type) {
@@ -28,6 +33,8 @@ export function contractWalletChains(rules: Rules, rpcUrls: ReadonlyMap<number, 
       return new Set();
     case "poap":
       return new Set([rules.chainId ?? defaultPoapChain(rpcUrls)]);
+    case "coinbaseVerified":
+      return new Set([BASE_CHAIN_ID]);
     default:
       return new Set([rules.chainId]);
   }

@@ -53,7 +53,14 @@ export function renderJoinPage(view: JoinPageView): string {
   if ("busy" in view) return renderBusy();
   if (!view.found) return renderLinkNotFound();
   const { requirements } = view;
-  const lead = requirements.items.length > 1 ? (requirements.mode === "all" ? "To join, you need all of:" : "To join, you need one of:") : "To join:";
+  const lead =
+    requirements.items.length <= 1
+      ? "To join:"
+      : requirements.mode === "all"
+        ? "To join, you need all of:"
+        : requirements.mode === "atLeast" && requirements.count !== 1
+          ? `To join, you need at least ${requirements.count} of:`
+          : "To join, you need one of:";
   const summary = view.description || `A token-gated XMTP group chat. ${requirements.items.join("; ")}.`;
   return `${head(`Join ${view.name}`, summary, true)}
 <body>

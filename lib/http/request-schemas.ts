@@ -78,14 +78,37 @@ export const SignedJoinSchema = v.strictObject({
   signature: v.pipe(v.string("must be a string"), v.regex(/^0x(?:[0-9a-fA-F]{2}){1,30000}$/, "must be a 0x hex signature")),
 });
 
+/**
+ * A query string that takes exactly `entries`: any other parameter is a 400 naming it, so a misspelt or unsupported
+ * one (`?dryrun=1` on an endpoint that would then act for real) is never silently ignored.
+ */
+export function strictQuery<E extends v.ObjectEntries>(entries: E) {
+  return v.strictObject(entries, (issue) => (issue.expected === "never" ? "unknown query parameter" : "must be a query string"));
+}
+
+/** No query parameters at all (operator endpoints that take none). */
+export const NoQuerySchema = strictQuery({});
+
+const flag = (name: string) =>
+  v.optional(
+    v.pipe(
+      v.picklist(["1", "true", "0", "false"], `${name} must be 1, true, 0 or false`),
+      v.transform((raw) => raw === "1" || raw === "true"),
+    ),
+    "0",
+  );
+
+/** `?dryRun=1` on `PATCH /api/groups/:id` and the cron: answer what would happen, change nothing. */
+export const DryRunQuerySchema = strictQuery({ dryRun: flag("dryRun") });
+
 /** Pagination query: `?offset&limit`. */
-export const PageSchema = v.object({
+export const PageSchema = strictQuery({
   offset: v.optional(v.pipe(v.string(), v.regex(/^\d{1,6}$/, "offset must be a whole number"), v.transform(Number)), "0"),
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, "limit must be a whole number"), v.transform(Number), v.minValue(1, "limit must be at least 1"), v.maxValue(100, "limit must be at most 100")), "20"),
 });
 
 /** `?offset&limit&type` for the audit log: `changes`, `denials` or `all` (the default). */
-export const AuditQuerySchema = v.object({
+export const AuditQuerySchema = strictQuery({
   ...PageSchema.entries,
   type: v.optional(v.picklist(["changes", "denials", "all"], "type must be changes, denials or all"), "all"),
 });
@@ -106,7 +129,7 @@ export const MessageSchema = v.strictObject({
 });
 
 /** `?limit&before` for listing messages. */
-export const MessagesQuerySchema = v.object({
+export const MessagesQuerySchema = strictQuery({
   limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/, "limit must be a whole number"), v.transform(Number), v.minValue(1), v.maxValue(100, "limit must be at most 100")), "20"),
   before: v.optional(v.pipe(v.string(), v.isoTimestamp("before must be an ISO 8601 timestamp"), v.transform((s) => new Date(s)))),
 });

@@ -17,6 +17,7 @@ import {
   type XmtpSession,
 } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
+import { MAX_WALLETS } from "../eligibility/evaluate.js";
 import type { WriteFence } from "../shared/redis.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */
@@ -55,6 +56,24 @@ export async function inboxOf(deps: Pick<MembershipDeps, "xmtp" | "inboxes">, ad
   const found = await deps.xmtp.lookupInboxId(address);
   await deps.inboxes.set(address, found);
   return found;
+}
+
+/**
+ * The wallets a person counts with under the rules: the joining address first, then the other Ethereum addresses
+ * linked to its XMTP inbox, read afresh from the network every time (wallets are linked and unlinked), at most
+ * {@link MAX_WALLETS}. An address without an inbox counts alone.
+ * @throws {XmtpUnavailableError} the inbox or its addresses could not be read: never a decision on fewer wallets.
+ */
+export async function personWallets(deps: Pick<MembershipDeps, "xmtp" | "inboxes">, address: Address): Promise<Address[]> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const inboxId = await inboxOf(deps, address);
+    if (inboxId === null) return [address];
+    const linked = await deps.xmtp.inboxAddresses(inboxId);
+    if (linked.includes(address)) return [address, ...linked.filter((a) => a !== address)].slice(0, MAX_WALLETS);
+    // The remembered inbox no longer holds this address (it was unlinked since): ask the network afresh, once.
+    await deps.inboxes.forget(address);
+  }
+  return [address];
 }
 
 /**

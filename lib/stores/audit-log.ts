@@ -14,10 +14,11 @@ export interface AuditEntry {
   readonly at: string;
   /** Which door the request came through. */
   readonly source: "webhook" | "operator" | "join-page" | "reverify";
-  readonly action: "join" | "add" | "remove" | "edit" | "join-link" | "message";
+  /** `warn`: re-verification told a member who no longer qualifies when they will be removed (or called it off). */
+  readonly action: "join" | "add" | "remove" | "edit" | "join-link" | "message" | "warn";
   /** The wallet decided about; none for the operator's changes to the group itself. */
   readonly address?: Address;
-  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp" | "changed" | "sent";
+  readonly outcome: "added" | "already-member" | "denied" | "error" | "removed" | "not-a-member" | "not-on-xmtp" | "changed" | "sent" | "warned" | "warning-cancelled";
   readonly reason?: string;
   /** Who acted, for the operator's actions: a signed-in admin's address, or "api-key" (a script or the CLI). */
   readonly actor?: string;
@@ -26,9 +27,9 @@ export interface AuditEntry {
 const AuditEntrySchema = v.object({
   at: v.string(),
   source: v.picklist(["webhook", "operator", "join-page", "reverify"]),
-  action: v.picklist(["join", "add", "remove", "edit", "join-link", "message"]),
+  action: v.picklist(["join", "add", "remove", "edit", "join-link", "message", "warn"]),
   address: v.optional(StoredAddressSchema),
-  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp", "changed", "sent"]),
+  outcome: v.picklist(["added", "already-member", "denied", "error", "removed", "not-a-member", "not-on-xmtp", "changed", "sent", "warned", "warning-cancelled"]),
   reason: v.optional(v.string()),
   actor: v.optional(v.string()),
 });

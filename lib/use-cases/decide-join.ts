@@ -4,7 +4,8 @@ import type { EligibilityChecker } from "../eligibility/evaluate.js";
 import { enforceLimit, type RateLimiter } from "../stores/rate-limits.js";
 import { RateLimitedError, UnauthorizedError } from "../shared/errors.js";
 import type { GroupRegistry } from "../stores/registry.js";
-import { admit, recordJoinEnded, type JoinDoor, type MembershipDeps } from "../membership/membership.js";
+import { admit, personWallets, recordJoinEnded, type JoinDoor, type MembershipDeps } from "../membership/membership.js";
+import { leaves } from "../shared/rules.js";
 import { ADMIT_DENIAL_REASONS } from "../membership/admit-batch.js";
 
 /** The answer the link service shows the person. */
@@ -23,7 +24,7 @@ export interface JoinDeps extends MembershipDeps {
 
 /**
  * Decides whether a wallet joins a group and, if so, adds it: group active (and, through a link
- * service, its current link)? eligible? within the group's admission budget? on XMTP? already a member?
+ * service, its current link)? eligible, with every wallet linked to its XMTP inbox counted? within the group's admission budget? on XMTP? already a member?
  * room left? The rules are checked here, side by side with every other request; the XMTP part is an admission
  * served with others in shared commits (see {@link admit}). Every decision, and every failure, is written to the
  * group's audit log. Callers check their own credentials first; `beforeAdmit` runs once everything but XMTP has
@@ -47,7 +48,9 @@ export async function decideJoin(
   }
   const join = { groupId, address, source };
   try {
-    const eligibility = await deps.eligibility.check(group.rules, address, groupId);
+    // Every wallet linked to the person's inbox counts (rules that read nothing need none of them).
+    const wallets = leaves(group.rules).every((leaf) => leaf.type === "open") ? [address] : await personWallets(deps, address);
+    const eligibility = await deps.eligibility.check(group.rules, wallets, groupId);
     if (!eligibility.eligible) {
       await recordJoinEnded(deps, join, "denied", eligibility.reason);
       return { status: "DENIED", reason: eligibility.reason };

@@ -8,16 +8,21 @@ import type { AuditKind } from "../stores/audit-log.js";
 import type { GroupRecord, GroupRegistry } from "../stores/registry.js";
 import { groupUrls, type JoinLink, type JoinLinkStore } from "../stores/join-links.js";
 import type { Actor } from "./admin-sign-in.js";
-import { addByOperator, removeFromGroup, type AddResult, type MembershipDeps, type RemoveResult } from "../membership/membership.js";
+import { addByOperator, personWallets, removeFromGroup, type AddResult, type MembershipDeps, type RemoveResult } from "../membership/membership.js";
+import { EligibilitySourceError } from "../eligibility/evaluate.js";
+import { XmtpUnavailableError } from "../xmtp/port.js";
 
 /** What operator actions need. */
 export interface OperatorDeps extends MembershipDeps {
   readonly config: Pick<Config, "linkService" | "publicUrl">;
   readonly registry: GroupRegistry;
   readonly joinLinks: JoinLinkStore;
-  readonly eligibility: Pick<EligibilityService, "prepare">;
+  readonly eligibility: Pick<EligibilityService, "prepare" | "check">;
   readonly now: () => Date;
 }
+
+/** Members checked side by side in a preview: each check is an XMTP read and a JSON-RPC batch. */
+const PREVIEW_CONCURRENCY = 8;
 
 const present = (record: GroupRecord, joinLink: JoinLink, config: OperatorDeps["config"]) => {
   const { joinUrl, url } = groupUrls(config, record.linkId, joinLink.linkId);
@@ -156,6 +161,51 @@ export async function updateGroup(deps: OperatorDeps, groupId: string, patch: Gr
   const changed = (["name", "description", "rules"] as const).filter((k) => patch[k] !== undefined);
   await deps.audit.append(groupId, { source: "operator", action: "edit", outcome: "changed", reason: changed.join(", "), actor });
   return view(deps, record);
+}
+
+/** Who would lose access under new rules (`PATCH …?dryRun=1`). */
+export interface RulesPreview {
+  readonly dryRun: true;
+  /** The rules as they would be stored (labels read on chain). */
+  readonly rules: Rules;
+  /** Members who joined through the rules and would not pass the new ones, with the reason they would be given. */
+  readonly wouldLoseAccess: { address: Address; reason: string }[];
+  /** Members whose holdings or linked wallets could not be read right now: ask again. */
+  readonly unchecked: Address[];
+  /** Members checked, and members exempt (added by the operator, as re-verification leaves them). */
+  readonly checked: number;
+  readonly exempt: number;
+}
+
+/**
+ * Checks every member who joined through the rules against `rules` as re-verification would (all their linked
+ * wallets counted), and changes nothing: no record, no rule, no XMTP write.
+ * @throws {NotFoundError}
+ * @throws {import("../shared/errors.js").InvalidRequestError} the rules cannot be used (as PATCH would answer).
+ * @throws {EligibilitySourceError} a chain the rules read could not be reached while preparing them (503).
+ */
+export async function previewRules(deps: OperatorDeps, groupId: string, rules: Rules): Promise<RulesPreview> {
+  await ownGroup(deps, groupId);
+  const prepared = await deps.eligibility.prepare(rules);
+  const records = await deps.members.list(groupId);
+  const subject = records.filter((m) => m.via !== "operator").map((m) => m.address);
+  const wouldLoseAccess: RulesPreview["wouldLoseAccess"] = [];
+  const unchecked: Address[] = [];
+  for (let i = 0; i < subject.length; i += PREVIEW_CONCURRENCY) {
+    await Promise.all(
+      subject.slice(i, i + PREVIEW_CONCURRENCY).map(async (address) => {
+        try {
+          // No cache scope: a preview must not leave answers the group's joins would read.
+          const answer = await deps.eligibility.check(prepared, await personWallets(deps, address));
+          if (!answer.eligible) wouldLoseAccess.push({ address, reason: answer.reason });
+        } catch (error) {
+          if (error instanceof EligibilitySourceError || error instanceof XmtpUnavailableError) unchecked.push(address);
+          else throw error;
+        }
+      }),
+    );
+  }
+  return { dryRun: true, rules: prepared, wouldLoseAccess, unchecked, checked: subject.length, exempt: records.length - subject.length };
 }
 
 /**

@@ -3,7 +3,11 @@ import { EligibilitySourceError } from "../eligibility/evaluate.js";
 import type { GroupRegistry } from "../stores/registry.js";
 import type { ReverifyCursor, ReverifyCursorStore } from "../stores/reverify-cursor.js";
 import { describeError } from "../shared/log.js";
-import { reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import { inboxOf, personWallets, reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import type { RemovalNoticeStore } from "../stores/removal-notices.js";
+import type { Config } from "../config.js";
+import { XmtpOperationError, XmtpUnavailableError } from "../xmtp/port.js";
+import { DependencyUnavailableError } from "../shared/errors.js";
 import type { Address } from "../shared/address.js";
 
 /** Bounds of one re-verification run (a Vercel cron invocation must finish within maxDuration). */
@@ -11,12 +15,14 @@ export interface ReverifyLimits {
   readonly groupsPerRun: number;
   readonly checksPerRun: number;
   readonly removalsPerGroup: number;
+  /** Warning DMs sent per group per run (each is an XMTP write under the lease); the rest are warned next run. */
+  readonly warningsPerGroup: number;
   /** No new check or removal starts once this much time has passed (the function may run 60 s). */
   readonly timeBudgetMs: number;
 }
 
-/** Defaults: 20 groups, 500 checks, 10 removals per group, 40 s per run. */
-export const DEFAULT_REVERIFY_LIMITS: ReverifyLimits = { groupsPerRun: 20, checksPerRun: 500, removalsPerGroup: 10, timeBudgetMs: 40_000 };
+/** Defaults: 20 groups, 500 checks, 10 removals and 20 warnings per group, 40 s per run. */
+export const DEFAULT_REVERIFY_LIMITS: ReverifyLimits = { groupsPerRun: 20, checksPerRun: 500, removalsPerGroup: 10, warningsPerGroup: 20, timeBudgetMs: 40_000 };
 
 /** Members checked side by side: each check is a few JSON-RPC reads. */
 const CHECK_CONCURRENCY = 4;
@@ -27,6 +33,14 @@ export interface ReverifyReport {
   readonly groupsChecked: number;
   readonly membersChecked: number;
   readonly removed: { groupId: string; address: string; reason: string }[];
+  /** Members who no longer qualify, sent a direct message (unless dry) saying why and from when they will be removed. */
+  readonly warned: { groupId: string; address: string; reason: string; removeAfter: string }[];
+  /** Warned members who qualify again: their removal is called off. */
+  readonly cancelled: { groupId: string; address: string }[];
+  /** Warned members still within their grace period (removed at the first run after it ends if they still do not qualify). */
+  readonly inGrace: number;
+  /** Members to warn that this run could not (cap, time, or XMTP failing): warned by a later run, their grace starting then. */
+  readonly warningsDeferred: number;
   /** Members found in a group on XMTP without a record: recorded (unless dry) and checked like the others. */
   readonly reconciled: { groupId: string; address: string }[];
   /** Members whose holdings could not be read: kept, checked again next time. */
@@ -47,12 +61,22 @@ export interface ReverifyDeps extends MembershipDeps {
   readonly registry: Pick<GroupRegistry, "list" | "get">;
   readonly eligibility: EligibilityChecker;
   readonly reverifyCursor: ReverifyCursorStore;
+  readonly notices: RemovalNoticeStore;
+  readonly config: Pick<Config, "reverify">;
+}
+
+/** The direct message a member gets when re-verification finds they no longer qualify. */
+export function warningText(groupName: string, reason: string, removeAfter: Date): string {
+  const when = `${removeAfter.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  return `You no longer meet the requirements of "${groupName}": ${reason}. Unless you meet them again, you will be removed at the first check after ${when}.`;
 }
 
 /**
- * Re-checks members who joined through the rules against their group's current rules and removes those who no
- * longer qualify (operator-added members and the backend are exempt); anyone in a group on XMTP without a member
- * record is recorded first and checked too. Bounded per run (groups, checks, removals,
+ * Re-checks members who joined through the rules against their group's current rules (every wallet linked to their
+ * inbox counted); a member who no longer qualifies is first sent a direct message saying why and when they will be
+ * removed, and is removed only if they still do not qualify at the first run after `REVERIFY_GRACE_HOURS` (qualifying
+ * again meanwhile calls it off; 0 hours removes at once, unwarned). Operator-added members and the backend are
+ * exempt; anyone in a group on XMTP without a member record is recorded first and checked too. Bounded per run (groups, checks, removals,
  * time); the cursor is saved after every group (and where a group was left midway), so a run killed at the
  * function's limit loses nothing; a source failure keeps the member; a group that fails is recorded and passed
  * over; every removal is audited with its reason.
@@ -73,6 +97,10 @@ export async function reverifyMembers(
     groupsChecked: 0,
     membersChecked: 0,
     removed: [] as ReverifyReport["removed"],
+    warned: [] as ReverifyReport["warned"],
+    cancelled: [] as ReverifyReport["cancelled"],
+    inGrace: 0,
+    warningsDeferred: 0,
     reconciled: [] as ReverifyReport["reconciled"],
     skipped: [] as ReverifyReport["skipped"],
     failedGroups: [] as ReverifyReport["failedGroups"],
@@ -110,6 +138,10 @@ export async function reverifyMembers(
           .filter((address) => after === null || address > after)
           .sort();
         const toRemove: { address: Address; reason: string }[] = [];
+        const toWarn: { address: Address; reason: string }[] = [];
+        const toCancel: Address[] = [];
+        const notices = await deps.notices.list(groupId);
+        const graceMs = deps.config.reverify.graceHours * 3_600_000;
         let next = 0;
         while (next < members.length) {
           if (overTime() || report.membersChecked >= limits.checksPerRun) {
@@ -123,24 +155,39 @@ export async function reverifyMembers(
           const answers = await Promise.all(
             batch.map(async (address) => {
               try {
-                return { address, answer: await deps.eligibility.check(group.rules, address) };
+                return { address, answer: await deps.eligibility.check(group.rules, await personWallets(deps, address)) };
               } catch (error) {
-                if (error instanceof EligibilitySourceError) return { address, answer: null };
+                // Holdings or linked wallets that cannot be read keep the member: checked again next run.
+                if (error instanceof EligibilitySourceError || error instanceof XmtpUnavailableError) return { address, answer: null };
                 throw error;
               }
             }),
           );
           for (const { address, answer } of answers) {
+            const notice = notices.get(address);
             if (answer === null) report.skipped.push({ groupId, address });
-            else if (!answer.eligible) toRemove.push({ address, reason: answer.reason });
+            else if (answer.eligible) {
+              if (notice) toCancel.push(address);
+            } else if (graceMs === 0 || (notice && Date.parse(notice.removeAfter) <= now())) toRemove.push({ address, reason: answer.reason });
+            else if (notice) report.inGrace++;
+            else toWarn.push({ address, reason: answer.reason });
           }
         }
+        if (toCancel.length > 0 && !options.dryRun) {
+          await deps.notices.clear(groupId, toCancel);
+          await deps.audit.appendMany(groupId, toCancel.map((address) => ({ source: "reverify" as const, action: "warn" as const, address, outcome: "warning-cancelled" as const })));
+        }
+        report.cancelled.push(...toCancel.map((address) => ({ groupId, address })));
+        const warned = await warn(deps, groupId, group.name, toWarn.slice(0, limits.warningsPerGroup), { dryRun: options.dryRun, graceMs, now, overTime });
+        report.warned.push(...warned);
+        report.warningsDeferred += toWarn.length - warned.length;
         const removeNow = toRemove.slice(0, limits.removalsPerGroup);
         report.deferred += toRemove.length - removeNow.length;
         if (!options.dryRun) {
           const byReason = new Map<string, Address[]>();
           for (const r of removeNow) byReason.set(r.reason, [...(byReason.get(r.reason) ?? []), r.address]);
           for (const [reason, addresses] of byReason) await removeFromGroup(deps, groupId, addresses, { source: "reverify", reason });
+          await deps.notices.clear(groupId, removeNow.map((r) => r.address));
         }
         report.removed.push(...removeNow.map((r) => ({ groupId, ...r })));
       }
@@ -159,6 +206,8 @@ export async function reverifyMembers(
     groups: report.groupsChecked,
     checked: report.membersChecked,
     removed: report.removed.length,
+    warned: report.warned.length,
+    cancelled: report.cancelled.length,
     reconciled: report.reconciled.length,
     skipped: report.skipped.length,
     failed: report.failedGroups.length,
@@ -177,4 +226,42 @@ export async function reverifyMembers(
     });
   }
   return { ...report, ...position };
+}
+
+/**
+ * Sends each member a direct message saying what they lack and when they will be removed, then records the notice
+ * and audits it; all in one session, stopping when the run's time is spent or XMTP fails (the rest are warned next
+ * run, their grace starting then: nobody is removed on a warning that was not sent). Dry: says who would be warned.
+ * @returns the members warned (or, dry, who would be).
+ */
+async function warn(
+  deps: ReverifyDeps,
+  groupId: string,
+  groupName: string,
+  members: readonly { address: Address; reason: string }[],
+  options: { dryRun: boolean; graceMs: number; now: () => number; overTime: () => boolean },
+): Promise<ReverifyReport["warned"]> {
+  const at = options.now();
+  const removeAfter = new Date(at + options.graceMs).toISOString();
+  if (members.length === 0) return [];
+  if (options.dryRun) return members.map((m) => ({ groupId, ...m, removeAfter }));
+  const inboxes = await Promise.all(members.map(async (m) => ({ ...m, inboxId: await inboxOf(deps, m.address).catch(() => null) })));
+  const sent: ReverifyReport["warned"] = [];
+  try {
+    await deps.xmtp.withSession(async (session) => {
+      for (const m of inboxes) {
+        if (m.inboxId === null || options.overTime() || Date.now() >= session.deadline) break;
+        await session.sendDirectMessage(m.inboxId, warningText(groupName, m.reason, new Date(removeAfter)));
+        // Recorded once the message is out: a notice is never standing for a warning nobody received.
+        await deps.notices.set(groupId, m.address, { warnedAt: new Date(at).toISOString(), removeAfter, reason: m.reason });
+        await deps.audit.append(groupId, { source: "reverify", action: "warn", address: m.address, outcome: "warned", reason: m.reason });
+        sent.push({ groupId, address: m.address, reason: m.reason, removeAfter });
+      }
+    });
+  } catch (error) {
+    // XMTP or Redis unavailable, or a DM refused: the rest wait for the next run. Anything else is a bug: the group fails.
+    if (!(error instanceof DependencyUnavailableError || error instanceof XmtpOperationError)) throw error;
+    deps.logger.warn("reverify_warning_failed", { groupId, sent: sent.length, error: describeError(error) });
+  }
+  return sent;
 }

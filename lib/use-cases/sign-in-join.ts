@@ -36,7 +36,8 @@ export type JoinPageView =
       readonly description: string;
       readonly imageUrl?: string;
       /** What it takes to join, in plain words: all of them, one of them, or the only one. */
-      readonly requirements: { readonly mode: "all" | "any"; readonly items: readonly string[] };
+      /** What it takes, in plain words: all of the items, one of them, or at least `count` of them. */
+      readonly requirements: { readonly mode: "all" | "any" | "atLeast"; readonly count?: number; readonly items: readonly string[] };
     }
   | { readonly found: false }
   /** Asked for too often from this network: try again after `retryAfterSeconds`. */
@@ -71,9 +72,10 @@ export async function loadJoinPage(deps: Pick<JoinFlowDeps, "joinLinks" | "regis
   };
 }
 
-function requirements(rules: Rules): { mode: "all" | "any"; items: string[] } {
+function requirements(rules: Rules): { mode: "all" | "any" | "atLeast"; count?: number; items: string[] } {
   if ("all" in rules) return { mode: "all", items: rules.all.map(describeRules) };
   if ("any" in rules) return { mode: "any", items: rules.any.map(describeRules) };
+  if ("of" in rules) return { mode: "atLeast", count: rules.atLeast, items: rules.of.map(describeRules) };
   return { mode: "all", items: [describeRules(rules)] };
 }
 

@@ -27,6 +27,7 @@ import { createNetworkChoice, type NetworkChoice } from "./state/network-choice.
 import { mapSessionErrors, SessionNotNeededError, toXmtpError, XmtpBusyError, withErrorMapping, XmtpGroupNotFoundError, XmtpNetworkChangedError, XmtpV3RetiredError, type XmtpGroupInfo, type XmtpMember, type XmtpMessage, type XmtpPort, type XmtpSession } from "./port.js";
 import { StoredAddressSchema, type Address } from "../shared/address.js";
 import { createWalletSigner, ETHEREUM_IDENTIFIER } from "./signer.js";
+import { d14nInboxAddresses } from "./inbox-log.js";
 
 // Values of the SDK's ambient const enums (see signer.ts for why).
 const ADMIN_ONLY = 1 as GroupPermissionsOptions.AdminOnly;
@@ -232,10 +233,35 @@ export function createNodeSdkXmtp(
     }
   };
 
+  /**
+   * The Ethereum addresses of an inbox, without a client or the lease. On V3 the binding's client-less inbox state
+   * (cleartext works there); on d14n libxmtp 1.9.1's equivalent insists on TLS, so the inbox's identity updates are
+   * read from a node and replayed here (see inbox-log.ts).
+   */
+  const inboxAddresses = async (inboxId: string): Promise<Address[]> => {
+    if ((await currentProtocol(10_000)) === "d14n" && config.gatewayHost) return d14nInboxAddresses(config.gatewayHost, inboxId);
+    try {
+      const [inbox] = await inboxStatesOnNetwork(v3Upstream, null, [inboxId]);
+      return [
+        ...new Set(
+          (inbox?.identifiers ?? [])
+            .filter((id) => id.identifierKind === ETHEREUM_IDENTIFIER)
+            .map((id) => id.identifier.toLowerCase())
+            .filter((a): a is Address => v.is(StoredAddressSchema, a)),
+        ),
+      ];
+    } catch (error) {
+      // libxmtp's answer for an inbox the network has no identity update of: an inbox that does not exist.
+      if (error instanceof Error && /Missing identity update/.test(error.message)) return [];
+      throw toXmtpError(error, "inbox addresses");
+    }
+  };
+
   return {
     dbPath,
     durable,
     network,
+    inboxAddresses,
     get protocol() {
       return open?.protocol ?? null;
     },
@@ -450,6 +476,11 @@ export function sdkSession(client: Client<unknown>, binding: BindingClient, mark
         if (changes.imageUrl !== undefined) await g.updateImageUrl(changes.imageUrl);
       }),
     sendText: (groupId, text) => writing(groupId, async () => (await group(groupId)).sendText(text)),
+    // createDm finds the conversation or creates and publishes it; the send is then marked like any group write.
+    sendDirectMessage: async (inboxId, text) => {
+      const dm = await client.conversations.createDm(inboxId);
+      return writing(dm.id, () => dm.sendText(text));
+    },
     listMessages: async (groupId, { limit, before }) =>
       (
         await (

@@ -86,6 +86,11 @@ export interface XmtpSession {
   updateGroup(groupId: string, changes: { name?: string; description?: string; imageUrl?: string }): Promise<void>;
   /** Sends a text message; answers its id. @throws {XmtpGroupNotFoundError} */
   sendText(groupId: string, text: string): Promise<string>;
+  /**
+   * Sends a text in the direct-message conversation with an inbox (found, or created and published); answers the
+   * message id. A write: held until saved, like every other.
+   */
+  sendDirectMessage(inboxId: string, text: string): Promise<string>;
   /** Messages newest first. @throws {XmtpGroupNotFoundError} */
   listMessages(groupId: string, options: { limit: number; before?: Date }): Promise<XmtpMessage[]>;
 }
@@ -119,6 +124,12 @@ export interface XmtpPort {
    * @throws {XmtpUnavailableError}
    */
   lookupInboxId(address: Address): Promise<string | null>;
+  /**
+   * The Ethereum addresses linked to an inbox now (lowercase; none for an unknown inbox), read afresh from the
+   * network, in the protocol in use: a read that needs no session, no lease and no client.
+   * @throws {XmtpUnavailableError} the network could not be read (never answered as fewer addresses).
+   */
+  inboxAddresses(inboxId: string): Promise<Address[]>;
 }
 
 /** The session was not started: while it waited, its watch said another holder had done the work. */
@@ -141,6 +152,7 @@ export function lazyXmtpPort(load: () => Promise<XmtpPort>): XmtpPort {
   return {
     withSession: async (work, options) => (await loaded()).withSession(work, options),
     lookupInboxId: async (address) => (await loaded()).lookupInboxId(address),
+    inboxAddresses: async (inboxId) => (await loaded()).inboxAddresses(inboxId),
   };
 }
 

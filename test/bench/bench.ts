@@ -29,7 +29,9 @@ import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
 // Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
-// launch (crowds joining at once), scale (many groups at once), size (writes as the database grows); the real-client ones on XMTP V3 and on the decentralized network (d14n).
+// launch (crowds joining at once), scale (many groups at once), size (writes as the database grows), linked (a join
+// by a person with 1 vs 10 wallets linked to their inbox); the real-client ones on XMTP V3 and on the decentralized
+// network (d14n).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
 const only = process.argv[2]?.split(",");
 const want = (section: string) => !only || only.includes(section);
@@ -246,7 +248,7 @@ async function onLocalNode(latencyMs: number, section: (dirs: string[], gatewayU
  * One deployment against the local XMTP node and the bench's Redis (under `keyPrefix`): each call starts an instance
  * with a database directory of its own (listed in `dirs` for removal).
  */
-function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead?: boolean; protocol: XmtpProtocol; gatewayUrl: string; sameWallet?: { walletKey: string } }) {
+function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhead?: boolean; protocol: XmtpProtocol; gatewayUrl: string; sameWallet?: { walletKey: string }; env?: Record<string, string> }) {
   const walletKey = options.sameWallet?.walletKey ?? generatePrivateKey();
   const env = {
     XMTP_NETWORK: options.protocol,
@@ -262,6 +264,7 @@ function localDeployment(dirs: string[], keyPrefix: string, options: { writeAhea
     PUBLIC_URL: "https://gated.example.com",
     WEBHOOK_RATE_LIMIT_PER_WALLET: "100000/60",
     WEBHOOK_RATE_LIMIT_PER_GROUP: "100000/60",
+    ...options.env,
   };
   return Object.assign(async () => {
     const dir = await mkdtemp(join(tmpdir(), "bench-xmtp-"));
@@ -498,6 +501,52 @@ for (const protocol of want("scale") ? PROTOCOLS : []) {
       await b.xmtp.close();
     } finally {
       for (const p of people) await p.close();
+    }
+  });
+}
+
+// Linked wallets: a join (webhook decision, the real client, 40 ms per node call) by a person whose inbox holds 1 or
+// 10 wallets, the tokens on the last one (anvil): what reading the inbox's wallets and every wallet's balance costs.
+for (const protocol of want("linked") ? PROTOCOLS : []) {
+  await onLocalNode(40, async (dirs, gatewayUrl) => {
+    const chain = await startLocalChain(100);
+    const token = (await chain.deploy("TestERC20", ["Gate", "GATE", 18])).toLowerCase() as `0x${string}`;
+    const people: Awaited<ReturnType<typeof createPerson>>[] = [];
+    try {
+      const startInstance = localDeployment(dirs, `benchlinked${Date.now()}`, { protocol, gatewayUrl, env: { RPC_URL_100: chain.url, ELIGIBILITY_CACHE_TTL_SECONDS: "0" } });
+      const a = await startInstance();
+      await a.app.xmtp.withSession(async () => undefined);
+      const { groupId } = await createGroup(a.app, { name: "Linked", description: "", rules: { type: "erc20", chainId: 100, token, minBalance: "1" } });
+      const sorted = (t: number[]) => [...t].sort((x, y) => x - y);
+      const pct = (t: number[], p: number) => sorted(t)[Math.floor((t.length - 1) * p)]!.toFixed(0);
+      for (const count of [1, 10]) {
+        const joins: number[] = [];
+        const reads: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const person = await createPerson({ protocol, gatewayHost: gatewayUrl });
+          people.push(person);
+          let last = person.address;
+          for (let w = 1; w < count; w++) {
+            const linked = createWalletSigner(generatePrivateKey());
+            await person.client.unsafe_addAccount(linked.signer, true);
+            last = linked.address;
+          }
+          await chain.write(token, "TestERC20", "mint", [last, 10n ** 18n]);
+          const [t, decision] = await time(() => decideJoin(a.app, { groupId, address: person.address }, "webhook"));
+          if (decision.status !== "SUCCESS") throw new Error(`bench linked join failed: ${JSON.stringify(decision)}`);
+          joins.push(t);
+          const [tr, found] = await time(() => a.app.xmtp.inboxAddresses(person.inboxId));
+          if (found.length !== count) throw new Error(`expected ${count} wallets, read ${found.length}`);
+          reads.push(tr);
+        }
+        const label = `linked ${protocol} @40 ms, ${count} wallet${count === 1 ? "" : "s"}`;
+        rows.push(["-", `${label}: join (webhook decision)`, `p50 ${pct(joins, 0.5)} ms, p95 ${pct(joins, 0.95)} ms`, "", "inbox wallets + one JSON-RPC batch + the admission commit; tokens on the last wallet"]);
+        rows.push(["-", `${label}: inbox wallets read`, `p50 ${pct(reads, 0.5)} ms, p95 ${pct(reads, 0.95)} ms`, "", protocol === "v3" ? "binding's inbox state, no client" : "GetNodes + QueryEnvelopes, replayed here"]);
+      }
+      await a.xmtp.close();
+    } finally {
+      for (const p of people) await p.close();
+      await chain.stop();
     }
   });
 }

@@ -32,7 +32,21 @@ describe("eligibility cache (Redis)", () => {
     await expect(cached.check({ type: "poap", eventId: 3 }, owner, "g1")).rejects.toBeInstanceOf(EligibilitySourceError);
     fail = false;
     expect(await cached.check({ type: "poap", eventId: 3 }, owner, "g1")).toEqual({ eligible: false, reason: "nope" });
-    expect(await redis.ttl(`${prefix}:elig:g1:${owner}:${(await import("node:crypto")).createHash("sha256").update(JSON.stringify(rules)).digest("hex").slice(0, 16)}`)).toBeGreaterThan(50);
+    const keys = await redis.keys(`${prefix}:elig:g1:*`);
+    expect(keys).toHaveLength(3);
+    for (const key of keys) expect(await redis.ttl(key)).toBeGreaterThan(50);
+  });
+
+  it("keys answers by the person's current wallets: a newly linked wallet is counted at once, the order does not matter", async () => {
+    const seen: (readonly Address[])[] = [];
+    const inner: EligibilityChecker = { check: async (_rules, wallets) => (seen.push(wallets as readonly Address[]), seen.length > 1 ? { eligible: true } : { eligible: false, reason: "no" }) };
+    const cached = withEligibilityCache(inner, redis, `cache${Math.random().toString(36).slice(2)}`, 60);
+    const rules: Rules = { type: "poap", eventId: 4 };
+    const second = ("0x" + "44".repeat(20)) as Address;
+    expect(await cached.check(rules, [owner], "g")).toEqual({ eligible: false, reason: "no" });
+    expect(await cached.check(rules, [owner, second], "g")).toEqual({ eligible: true });
+    expect(await cached.check(rules, [second, owner], "g")).toEqual({ eligible: true });
+    expect(seen).toEqual([[owner], [owner, second]]);
   });
 
   it("asks again when the cached answer is not one it wrote", async () => {

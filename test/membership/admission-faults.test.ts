@@ -69,7 +69,8 @@ describe("a batch whose later commit fails", () => {
 
 describe("the cron reconciles XMTP's member list with the records", () => {
   it("records whoever is in the group without a record, and checks them like anyone else", async () => {
-    const deployment = realDeployment();
+    // Removal at once (no grace period), the subject here being the reconciliation; warnings: reverify-grace.test.ts.
+    const deployment = realDeployment({ REVERIFY_GRACE_HOURS: "0" });
     const { app } = track(await startRealInstance(deployment));
     const [listed, ghost] = await people(2);
     const { groupId } = await createGroup(app, { name: "Listed", description: "", rules: { type: "allowlist", addresses: [listed!.address] } });

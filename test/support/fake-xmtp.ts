@@ -61,6 +61,8 @@ export class FakeXmtpNetwork {
    */
   refusal: "identity" | "intent-error" = "identity";
   readonly inboxes = new Map<Address, string>();
+  /** Direct messages the backend sent, in order. */
+  readonly directMessages: { to: string; text: string }[] = [];
   readonly groups = new Map<string, FakeGroup>();
 
   /** With `autoRegister`, every address looked up has an inbox (the local dev server's offline mode). */
@@ -75,6 +77,16 @@ export class FakeXmtpNetwork {
       this.inboxes.set(key, inboxId);
     }
     return inboxId;
+  }
+
+  /** Links another wallet to an existing inbox (as `unsafe_addAccount` does); it then resolves to that inbox. */
+  link(inboxId: string, address: string): void {
+    this.inboxes.set(address.toLowerCase() as Address, inboxId);
+  }
+
+  /** Unlinks a wallet from its inbox (a revocation): it no longer resolves to any inbox. */
+  unlink(address: string): void {
+    this.inboxes.delete(address.toLowerCase() as Address);
   }
 
   /** Member addresses of a group (lowercase). */
@@ -96,6 +108,14 @@ export class FakeXmtpNetwork {
         }
         if (this.options.autoRegister) this.register(target);
         return this.inboxes.get(target.toLowerCase() as Address) ?? null;
+      },
+      inboxAddresses: async (inboxId) => {
+        try {
+          this.check();
+        } catch (error) {
+          throw toXmtpError(error, "inbox addresses");
+        }
+        return [...this.inboxes].filter(([, id]) => id === inboxId).map(([a]) => a);
       },
       // The double has no lease to wait for: a watch (a hint) is ignored, and the work runs.
       withSession: (work) =>
@@ -189,6 +209,13 @@ export class FakeXmtpNetwork {
         const id = randomBytes(32).toString("hex");
         g.messages.push({ id, senderInboxId: inboxId, sentAt: new Date(), text, kind: "application" });
         return id;
+      },
+      sendDirectMessage: async (to, text) => {
+        this.check();
+        if (![...this.inboxes.values()].includes(to)) throw bindingError(`Group error: Missing identity update for inbox ${to}`);
+        this.directMessages.push({ to, text });
+        this.commits++;
+        return randomBytes(32).toString("hex");
       },
       listMessages: async (groupId, { limit, before }) =>
         group(groupId)

@@ -26,7 +26,7 @@ afterEach(() => setApp(undefined));
 
 const wallet = () => privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as Address;
 async function setup() {
-  t = createTestApp({ env: { RPC_URL_100: chain.url, RPC_URL_31337: `http://127.0.0.1:${await freePort()}`, CRON_SECRET: CRON, ELIGIBILITY_CACHE_TTL_SECONDS: "0" } });
+  t = createTestApp({ env: { RPC_URL_100: chain.url, RPC_URL_31337: `http://127.0.0.1:${await freePort()}`, CRON_SECRET: CRON, ELIGIBILITY_CACHE_TTL_SECONDS: "0", REVERIFY_GRACE_HOURS: "0" } });
   setApp(t.app);
 }
 async function group(rules: Rules): Promise<string> {
@@ -176,7 +176,7 @@ describe("re-verification", () => {
     // Each look at the clock costs 10 ms of budget: the first run gets through part of the group.
     const now = () => (clock += 10);
     const seen: string[] = [];
-    const counting = { ...t.app, eligibility: { ...t.app.eligibility, check: async (rules: Rules, address: Address) => (seen.push(address), t.app.eligibility.check(rules, address)) } };
+    const counting = { ...t.app, eligibility: { ...t.app.eligibility, check: async (rules: Rules, wallets: Address | readonly Address[]) => (seen.push(typeof wallets === "string" ? wallets : wallets[0]!), t.app.eligibility.check(rules, wallets)) } };
     const first = await reverifyMembers(counting, { dryRun: false, limits: { timeBudgetMs: 25 }, now });
     expect(first.stoppedBy).toBe("time");
     expect(first.membersChecked).toBeGreaterThan(0);

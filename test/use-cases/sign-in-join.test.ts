@@ -357,6 +357,15 @@ describe("the join page", () => {
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
   });
 
+  it("says 'at least N of' for an atLeast rule, and words a `not` rule plainly", async () => {
+    const { linkId } = await createGroup({
+      rules: { atLeast: 2, of: [{ type: "allowlist", addresses: [account().address] }, { type: "open" }, { not: { type: "allowlist", addresses: [account().address] } }] },
+    });
+    const html = await (await page(linkId)).text();
+    expect(html).toContain("To join, you need at least 2 of:");
+    expect(html).toContain("<li>Do not be on the group&#39;s allowlist</li>");
+  });
+
   it("takes the link id from the original /join/<id> path as well", async () => {
     const { linkId } = await createGroup({ name: "Path" });
     const res = await joinPageRoute.fetch(new Request(`${SITE}/join/${linkId}`));

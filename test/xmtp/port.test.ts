@@ -61,7 +61,7 @@ describe("toXmtpError", () => {
 
 describe("lazyXmtpPort", () => {
   const session = { inboxId: "inbox" } as unknown as XmtpSession;
-  const real: XmtpPort = { withSession: (work) => work(session), lookupInboxId: async () => null };
+  const real: XmtpPort = { withSession: (work) => work(session), lookupInboxId: async () => null, inboxAddresses: async () => [] };
 
   it("loads nothing until the first session, then once for concurrent callers", async () => {
     let loads = 0;
