@@ -1,7 +1,7 @@
 import { chainName } from "../shared/chains.js";
 import { DependencyUnavailableError } from "../shared/errors.js";
 import type { Address } from "../shared/address.js";
-import { isLeaf, leaves, type LeafRule, type Rules } from "../shared/rules.js";
+import { isLeaf, leaves, MAX_WALLETS, type LeafRule, type Rules } from "../shared/rules.js";
 
 /** The outcome of checking a wallet against a group's rules. */
 export type Eligibility = { readonly eligible: true } | { readonly eligible: false; readonly reason: string };
@@ -45,8 +45,7 @@ export interface HoldingsSource {
   vaults?(leaves: readonly ExternalLeaf[], wallets: readonly Address[]): Promise<string>;
 }
 
-/** Most wallets of one person counted in a decision (the joining wallet and up to 9 more linked to its inbox). */
-export const MAX_WALLETS = 10;
+export { MAX_WALLETS };
 
 /** The chain or the data service could not answer; the person may retry (503, never a denial). */
 export class EligibilitySourceError extends DependencyUnavailableError {

@@ -17,7 +17,7 @@ import {
   type XmtpSession,
 } from "../xmtp/port.js";
 import type { Address } from "../shared/address.js";
-import { MAX_WALLETS } from "../eligibility/evaluate.js";
+import { MAX_WALLETS } from "../shared/rules.js";
 import type { WriteFence } from "../shared/redis.js";
 
 /** The doors a person joins through (the operator adds; the cron removes). */

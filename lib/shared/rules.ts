@@ -88,6 +88,9 @@ export type CompoundRule = AllRule | AnyRule | AtLeastRule | NotRule;
 export type Rules = LeafRule | CompoundRule;
 
 /** Most addresses an allowlist may hold (keeps one group record well under Redis's value limits). */
+/** Most wallets of one person counted in a decision (the joining wallet and up to 9 more linked to its inbox). */
+export const MAX_WALLETS = 10;
+
 export const MAX_ALLOWLIST = 5000;
 /** Deepest nesting of all/any/atLeast/not, and most leaves in one rule tree. */
 export const MAX_RULE_DEPTH = 4;

@@ -640,11 +640,42 @@
       clearTimeout(timer);
       if (rows.length && rows.every((r) => r.complete())) timer = setTimeout(check, 250);
     });
+    // Who would lose access under the rules as they stand in the form (PATCH …?dryRun=1: nothing is changed).
+    const lossBox = el("div", { id: "loss-preview", role: "status", "aria-live": "polite" });
+    const previewLoss = async () => {
+      clearRuleErrors();
+      let rules;
+      try {
+        rules = rulesValue();
+      } catch (bad) {
+        fieldError(bad.field, bad.message);
+        return;
+      }
+      put(lossBox, el("p", { className: "hint", textContent: "Checking every member against these rules…" }));
+      try {
+        const out = await api("PATCH", `/api/groups/${groupId}?dryRun=1`, { rules });
+        const lines = out.wouldLoseAccess.map((m) => el("li", {}, [el("code", { textContent: m.address }), document.createTextNode(`: ${m.reason}`)]));
+        put(
+          lossBox,
+          el("p", {
+            textContent:
+              out.wouldLoseAccess.length === 0
+                ? `Nobody would lose access (${out.checked} checked, ${out.exempt} added by an admin and exempt).`
+                : `${out.wouldLoseAccess.length} of ${out.checked} members checked would lose access:`,
+          }),
+          ...(lines.length ? [el("ul", { className: "loss-list" }, lines)] : []),
+          ...(out.unchecked.length ? [el("p", { className: "hint", textContent: `${out.unchecked.length} could not be checked right now; try again later.` })] : []),
+        );
+      } catch (error) {
+        if (placeIssues(error)) put(lossBox);
+        else put(lossBox, problemBox(error, previewLoss));
+      }
+    };
     const form = el("form", { id: "group-form" }, [
       field("Name", name),
       field("Description", description),
       section("Who may join", [field("People need", mode), rulesBox, el("div", { className: "actions" }, [el("button", { type: "button", className: "secondary", textContent: "Add a rule", onclick: () => addRow({ type: "erc20" }) }), el("button", { type: "button", className: "secondary", textContent: "Check with the chain", onclick: check })]), preview], "rules-section"),
-      el("p", { className: "hint", textContent: "Previewing who would lose access before saving is not available yet." }),
+      ...(groupId ? [section("Before saving", [el("button", { type: "button", className: "secondary", textContent: "Preview who would lose access", onclick: previewLoss }), lossBox], "loss-section")] : []),
       el("button", { type: "submit", className: "primary", textContent: groupId ? "Save changes" : "Create group" }),
       status,
     ]);

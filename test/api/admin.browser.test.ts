@@ -218,6 +218,20 @@ describe("the dashboard in headless Chromium", () => {
       // libxmtp keeps a refused message queued and may publish it with the next send: one or two copies, never none.
       await page.locator("#message-list li", { hasText: "Second message" }).first().waitFor({ timeout: 30_000 });
 
+      // Before saving a stricter rule: who would lose access (nothing is changed).
+      const rulesBefore = (await showGroup(instance.app, groupId)).rules;
+      await page.getByRole("link", { name: "Edit group" }).click();
+      await page.getByLabel("Minimum balance (whole tokens)").fill("1000000");
+      await page.getByRole("button", { name: "Preview who would lose access" }).click();
+      const loss = page.locator("#loss-preview", { hasText: "would lose access" });
+      await loss.waitFor({ timeout: 30_000 });
+      expect(await loss.textContent()).toContain("1 of 1 members checked would lose access");
+      expect(await loss.textContent()).toContain(holder.address.toLowerCase());
+      await inspect(page, "edit-group-preview");
+      expect((await showGroup(instance.app, groupId)).rules).toEqual(rulesBefore);
+      await page.goto(`${base}/admin#/groups/${groupId}`);
+      await view(page, "groups");
+
       // Remove them: gone from the list, from XMTP, and audited with who did it.
       await row.getByRole("button", { name: `Remove ${holder.address.toLowerCase()}` }).click();
       await view(page, "groups");
