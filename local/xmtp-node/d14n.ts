@@ -242,20 +242,27 @@ export function d14nServices(c: XmtpCodecs, state: NodeState, nodeUrl: () => str
     ];
     // Catch-up only when the client said where it is (xmtpd's rule); an absent cursor means live only.
     if (query.lastSeen) send(matching(query));
-    const stop = () => stops.forEach((s) => s());
-    const end = () => {
-      stop();
-      streams.delete(end);
-      finishResponse(stream, GRPC_STATUS.unavailable, "local node shutting down");
-    };
-    streams.add(end);
-    stream.once("close", () => {
-      stop();
-      streams.delete(end);
-    });
+    keepOpen(stream, () => stops.forEach((s) => s()), streams);
   };
 
   return { unary, subscribe, subscribePath: `${REPLICATION}SubscribeEnvelopes`, publishPath: `${PAYER}PublishClientEnvelopes` };
+}
+
+/**
+ * Keeps a subscription's stream open until the client leaves (then `stop`) or the node shuts down (then the stream
+ * ends UNAVAILABLE); `streams` holds what the node calls at shutdown.
+ */
+export function keepOpen(stream: ServerHttp2Stream, stop: () => void, streams: Set<() => void>): void {
+  const end = () => {
+    stop();
+    streams.delete(end);
+    finishResponse(stream, GRPC_STATUS.unavailable, "local node shutting down");
+  };
+  streams.add(end);
+  stream.once("close", () => {
+    stop();
+    streams.delete(end);
+  });
 }
 
 /** gRPC paths served by the gateway, and by a node. */

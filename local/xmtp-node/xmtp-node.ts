@@ -22,7 +22,7 @@ import { xmtpCodecs, type XmtpCodecs } from "./codecs.js";
 import { finishResponse, frame, GRPC_STATUS, readBody, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
 import { MlsWireError, readGroupMessage } from "./mls-wire.js";
 import { NodeRequestError, NodeState, type StoredGroupMessage, type StoredWelcome } from "./node-state.js";
-import { d14nServices, GATEWAY_PREFIXES, NODE_PREFIXES } from "./d14n.js";
+import { d14nServices, GATEWAY_PREFIXES, keepOpen, NODE_PREFIXES } from "./d14n.js";
 import { decodeMessage } from "../../lib/xmtp/protobuf-wire.js";
 import { PUBLISH_CLIENT_ENVELOPES, classifyCall } from "../../lib/xmtp/networks.js";
 import { PublishClientEnvelopesRequest, type ClientEnvelopeMessage } from "../../lib/xmtp/xmtpv4.js";
@@ -466,14 +466,5 @@ function subscribe(c: XmtpCodecs, state: NodeState, stream: ServerHttp2Stream, k
     for (const f of filters) for (const w of state.welcomesAfter(f.installationKey, f.idCursor.toNumber())) out(w);
     stop = unsubscribe;
   }
-  const end = () => {
-    stop();
-    streams.delete(end);
-    finishResponse(stream, GRPC_STATUS.unavailable, "local node shutting down");
-  };
-  streams.add(end);
-  stream.once("close", () => {
-    stop();
-    streams.delete(end);
-  });
+  keepOpen(stream, stop, streams);
 }

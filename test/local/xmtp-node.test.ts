@@ -1,6 +1,5 @@
-import { connect, type IncomingHttpHeaders } from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { frame, readFrames } from "../../lib/xmtp/grpc-wire.js";
+import { grpcCall } from "../support/grpc-call.js";
 import { decodeMessage, encodeMessage } from "../../lib/xmtp/protobuf-wire.js";
 import {
   GetNewestEnvelopeRequest,
@@ -139,7 +138,10 @@ describe("the local node's decentralized face (d14n) and V3's cutover", () => {
     node = await startLocalXmtpNode({ port: 0, d14n: { gatewayPort: 0, nodePort: 0 } });
   });
   afterAll(() => node.close());
-  const unary = (url: string, path: string, body: Uint8Array) => grpcCall(url, path, body);
+  const unary = async (url: string, path: string, body: Uint8Array) => {
+    const answer = await grpcCall(url, path, body);
+    return { status: answer.grpcStatus, grpcMessage: answer.grpcMessage, reply: answer.frames[0] ?? new Uint8Array() };
+  };
   const groupTopic = (groupId: number[]) => new Uint8Array([TOPIC_KIND.groupMessages, ...groupId]);
   const served = (bytes: Uint8Array) => {
     const { envelopes } = decodeMessage<{ envelopes: { unsignedOriginatorEnvelope: Uint8Array }[] }>(QueryEnvelopesResponse, bytes);
@@ -194,27 +196,3 @@ describe("the local node's decentralized face (d14n) and V3's cutover", () => {
     expect((await nodeHealth(node.url))?.d14nCutover).toBe(true);
   });
 });
-
-/** One unary gRPC call: grpc-status, grpc-message and the first reply message. */
-function grpcCall(url: string, path: string, body: Uint8Array): Promise<{ status: string; grpcMessage: string; reply: Uint8Array }> {
-  return new Promise((resolve, reject) => {
-    const session = connect(url);
-    session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-    let headers: IncomingHttpHeaders = {};
-    let trailers: IncomingHttpHeaders = {};
-    const parts: Buffer[] = [];
-    stream.on("response", (h) => (headers = h));
-    stream.on("trailers", (t: IncomingHttpHeaders) => (trailers = t));
-    stream.on("data", (d: Buffer) => parts.push(d));
-    stream.on("end", () => {
-      session.close();
-      const status = String(trailers["grpc-status"] ?? headers["grpc-status"]);
-      const grpcMessage = decodeURIComponent(String(trailers["grpc-message"] ?? headers["grpc-message"] ?? ""));
-      resolve({ status, grpcMessage, reply: readFrames(Buffer.concat(parts))[0] ?? new Uint8Array() });
-    });
-    // A stream the node keeps open (a subscription) is ended by the client after the first answer.
-    setTimeout(() => stream.close(), 1000).unref();
-    stream.end(frame(body));
-  });
-}

@@ -1,4 +1,4 @@
-import { connect, createServer, type IncomingHttpHeaders } from "node:http2";
+import { connect, createServer } from "node:http2";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { decodeMessage, encodeMessage } from "../../../lib/xmtp/protobuf-wire.js";
@@ -6,7 +6,8 @@ import { GetInboxIdsRequest, GetInboxIdsResponse, GetNodesResponse, PublishClien
 import { V3_RETIRED_MESSAGE } from "../../../local/xmtp-node/xmtp-node.js";
 import { xmtpCodecs } from "../../../local/xmtp-node/codecs.js";
 import { LOCAL_XMTP_URL, nodeHealth } from "../../../local/xmtp-node/launcher.js";
-import { frame, readFrames } from "../../../lib/xmtp/grpc-wire.js";
+import { frame } from "../../../lib/xmtp/grpc-wire.js";
+import { grpcCall } from "../../support/grpc-call.js";
 import { startWriteAheadRelay, type RelayStep, type WriteAheadRelay } from "../../../lib/xmtp/state/write-ahead-relay.js";
 import { nodeGroupStats } from "../../support/xmtp-people.js";
 
@@ -32,25 +33,8 @@ beforeAll(async () => {
 });
 afterAll(() => relay.close());
 
-/** One unary gRPC call through the relay (or `url`): status, grpc-status and the decoded reply frames. */
-function call(path: string, body: Uint8Array, url = relay.url): Promise<{ status: number; grpcStatus: string; frames: Buffer[] }> {
-  return new Promise((resolve, reject) => {
-    const session = connect(url);
-    session.on("error", reject);
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-    let headers: IncomingHttpHeaders = {};
-    let trailers: IncomingHttpHeaders = {};
-    const parts: Buffer[] = [];
-    stream.on("response", (h) => (headers = h));
-    stream.on("trailers", (t: IncomingHttpHeaders) => (trailers = t));
-    stream.on("data", (d: Buffer) => parts.push(d));
-    stream.on("end", () => {
-      session.close();
-      resolve({ status: Number(headers[":status"]), grpcStatus: String(trailers["grpc-status"] ?? headers["grpc-status"]), frames: readFrames(Buffer.concat(parts)) });
-    });
-    stream.end(frame(body));
-  });
-}
+/** One unary gRPC call through the relay (or `url`). */
+const call = (path: string, body: Uint8Array, url = relay.url) => grpcCall(url, path, body);
 
 // A private MLS message carrying a commit (content type 3) to a group of our own.
 const commitTo = (groupId: Buffer) =>
