@@ -611,18 +611,22 @@
       }
       return placed;
     };
+    /** The rules as the form states them, or undefined after marking the field that cannot be read. */
+    const readRules = () => {
+      clearRuleErrors();
+      try {
+        return rulesValue();
+      } catch (bad) {
+        fieldError(bad.field, bad.message);
+        return undefined;
+      }
+    };
     // The create checks, run without creating anything: what the chain says, the join page's words, or the errors.
     let checking = 0;
     const check = async () => {
       const mine = ++checking;
-      clearRuleErrors();
-      let rules;
-      try {
-        rules = rulesValue();
-      } catch (bad) {
-        fieldError(bad.field, bad.message);
-        return;
-      }
+      const rules = readRules();
+      if (!rules) return;
       preview.textContent = "Checking with the chain…";
       try {
         const out = await api("POST", "/api/create?dryRun=1", { name: name.value.trim() || "Preview", rules });
@@ -643,14 +647,8 @@
     // Who would lose access under the rules as they stand in the form (PATCH …?dryRun=1: nothing is changed).
     const lossBox = el("div", { id: "loss-preview", role: "status", "aria-live": "polite" });
     const previewLoss = async () => {
-      clearRuleErrors();
-      let rules;
-      try {
-        rules = rulesValue();
-      } catch (bad) {
-        fieldError(bad.field, bad.message);
-        return;
-      }
+      const rules = readRules();
+      if (!rules) return;
       put(lossBox, el("p", { className: "hint", textContent: "Checking every member against these rules…" }));
       try {
         const out = await api("PATCH", `/api/groups/${groupId}?dryRun=1`, { rules });
@@ -682,14 +680,9 @@
     form.onsubmit = async (event) => {
       event.preventDefault();
       for (const input of form.querySelectorAll("[aria-invalid]")) fieldError(input, "");
-      put(status, );
-      let rules;
-      try {
-        rules = rulesValue();
-      } catch (bad) {
-        fieldError(bad.field, bad.message);
-        return;
-      }
+      put(status);
+      const rules = readRules();
+      if (!rules) return;
       const body = { name: name.value, description: description.value, rules };
       try {
         const saved = groupId ? await api("PATCH", `/api/groups/${groupId}`, body) : await api("POST", "/api/create", body);
