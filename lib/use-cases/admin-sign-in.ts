@@ -1,9 +1,9 @@
-import * as v from "valibot";
 import { getAddress, type Hex } from "viem";
-import { createSiweMessage, parseSiweMessage } from "viem/siwe";
-import { AddressSchema, type Address } from "../shared/address.js";
+import { createSiweMessage } from "viem/siwe";
+import type { Address } from "../shared/address.js";
 import type { Config } from "../config.js";
 import { ForbiddenError, UnauthorizedError } from "../shared/errors.js";
+import { checkSignInMessage } from "./sign-in-message.js";
 import type { Logger } from "../shared/log.js";
 import { enforceLimit, ipSubject, type RateLimiter } from "../stores/rate-limits.js";
 import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "../stores/challenges.js";
@@ -73,17 +73,15 @@ export async function issueAdminChallenge(deps: AdminSignInDeps, input: { addres
 export async function signInAdmin(deps: AdminSignInDeps, input: { message: string; signature: string }, ip: string): Promise<{ token: string; session: AdminSession }> {
   const { publicUrl } = deps.config;
   await enforceLimit(deps.rateLimiter, "adminSignInPerIp", `sign-in|${ipSubject(ip)}`);
-  const fields = parseSiweMessage(input.message);
-  const address = v.safeParse(AddressSchema, fields.address ?? "");
-  if (!address.success || !fields.nonce || !fields.domain || !fields.uri || fields.chainId === undefined) {
-    throw new UnauthorizedError("This is not a sign-in message from this dashboard; start again");
-  }
   const now = deps.now();
-  if (fields.domain !== new URL(publicUrl).host) throw new UnauthorizedError("This sign-in message is for another site");
-  if (fields.uri !== dashboardUrl(publicUrl)) throw new UnauthorizedError("This sign-in message is for another page");
-  if (!fields.expirationTime || !(fields.expirationTime.getTime() > now.getTime())) throw new UnauthorizedError("This sign-in message has expired; start again");
+  const nonce = checkSignInMessage(input.message, {
+    publicUrl,
+    now,
+    forPage: (uri) => uri === dashboardUrl(publicUrl),
+    notOurs: "This is not a sign-in message from this dashboard; start again",
+  });
 
-  const issued = await deps.adminChallenges.peek(fields.nonce);
+  const issued = await deps.adminChallenges.peek(nonce);
   if (issued.state === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
   if (issued.state === "unknown" || issued.challenge.messageHash !== hashMessage(input.message)) {
     throw new UnauthorizedError("This sign-in message was not issued here or has expired; start again");
@@ -94,7 +92,7 @@ export async function signInAdmin(deps: AdminSignInDeps, input: { message: strin
   const contractChains = new Set(entries.flatMap((a) => (a.contractChainId === null ? [] : [a.contractChainId])));
   const check = await deps.signatures.verify({ address: challenge.address, message: input.message, signature: input.signature as Hex, chainId: challenge.chainId, contractChains });
   if (!check.valid) throw new UnauthorizedError(`The signature is not from ${getAddress(challenge.address)}${check.reason === "chain-not-allowed" && entries.length > 0 ? " (smart-contract wallets are checked only on the chain named in ADMIN_ADDRESSES)" : ""}`);
-  const used = await deps.adminChallenges.consume(fields.nonce);
+  const used = await deps.adminChallenges.consume(nonce);
   if (used !== "ok") throw new UnauthorizedError("This sign-in message was already used or has expired; start again");
   if (entries.length === 0) {
     deps.logger.warn("admin_sign_in_refused", { address: challenge.address });

@@ -1,7 +1,6 @@
-import * as v from "valibot";
 import { getAddress, type Hex } from "viem";
-import { createSiweMessage, parseSiweMessage } from "viem/siwe";
-import { AddressSchema, type Address } from "../shared/address.js";
+import { createSiweMessage } from "viem/siwe";
+import type { Address } from "../shared/address.js";
 import type { Config } from "../config.js";
 import { chainName } from "../shared/chains.js";
 import { describeRules } from "../eligibility/evaluate.js";
@@ -10,6 +9,7 @@ import { NotFoundError, UnauthorizedError } from "../shared/errors.js";
 import { JOIN_LINK_ID, joinPageUrl, type JoinLinkStore } from "../stores/join-links.js";
 import type { GroupRecord } from "../stores/registry.js";
 import { decideJoin, INACTIVE_LINK_REASON, type JoinDeps } from "./decide-join.js";
+import { checkSignInMessage } from "./sign-in-message.js";
 import { enforceLimit, ipSubject } from "../stores/rate-limits.js";
 import { CHALLENGE_TTL_SECONDS, hashMessage, type ChallengeStore } from "../stores/challenges.js";
 import type { SignatureCheck, SignatureVerifier } from "../services/signature-verifier.js";
@@ -185,21 +185,14 @@ export async function joinWithSignature(
   const { publicUrl } = deps.config;
   await enforceLimit(deps.rateLimiter, "joinPerIp", ipSubject(ip));
 
-  const fields = parseSiweMessage(input.message);
-  const address = v.safeParse(AddressSchema, fields.address ?? "");
-  if (!address.success || !fields.nonce || !fields.domain || !fields.uri || fields.chainId === undefined) {
-    throw new UnauthorizedError("This is not a sign-in message from this site; start again from the join page");
-  }
+  const nonce = checkSignInMessage(input.message, {
+    publicUrl,
+    now: deps.now(),
+    forPage: (uri) => uri.startsWith(`${publicUrl}/join/`),
+    notOurs: "This is not a sign-in message from this site; start again from the join page",
+  });
 
-  const now = deps.now();
-  if (fields.domain !== new URL(publicUrl).host) throw new UnauthorizedError("This sign-in message is for another site");
-  if (!fields.uri.startsWith(`${publicUrl}/join/`)) throw new UnauthorizedError("This sign-in message is for another page");
-  if (!fields.expirationTime || !(fields.expirationTime.getTime() > now.getTime())) {
-    throw new UnauthorizedError("This sign-in message has expired; start again");
-  }
-  if (fields.notBefore && fields.notBefore.getTime() > now.getTime()) throw new UnauthorizedError("This sign-in message is not valid yet");
-
-  const issued = await deps.challenges.peek(fields.nonce);
+  const issued = await deps.challenges.peek(nonce);
   if (issued.state === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
   // Only the exact text we composed is accepted: no field can be changed after issue.
   if (issued.state === "unknown" || issued.challenge.messageHash !== hashMessage(input.message)) {
@@ -222,7 +215,6 @@ export async function joinWithSignature(
 
   // The nonce is used only once the decision is down to XMTP: a person told "busy" (the group's budget) or
   // turned away by the rules was not admitted, and may send the same signature again.
-  const nonce = fields.nonce;
   const consume = async () => {
     const used = await deps.challenges.consume(nonce);
     if (used === "used") throw new UnauthorizedError("This sign-in message was already used; start again");
