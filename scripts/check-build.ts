@@ -28,7 +28,12 @@ const vercelJson = JSON.parse(readFileSync(join(root, "vercel.json"), "utf8")) a
   rewrites?: { source: string; destination: string }[];
 };
 const expectedRuntime = `nodejs${(pkg.engines?.node ?? "").replace(/\.x$/, "")}.x`;
-const limits = Object.values(vercelJson.functions)[0] ?? {};
+// Vercel applies the first pattern that matches a function's source file (exact paths are listed first).
+const limitsOf = (name: string) => {
+  const source = `${name.replace(/\.func$/, "")}.ts`;
+  const exact = vercelJson.functions[source];
+  return exact ?? Object.entries(vercelJson.functions).find(([pattern]) => pattern.includes("*"))?.[1] ?? {};
+};
 const ciNode = `nodejs${process.versions.node.split(".")[0]}.x`;
 if (expectedRuntime !== ciNode) fail(`package.json engines give ${expectedRuntime}, but CI tests ${ciNode}`);
 
@@ -90,6 +95,7 @@ for (const dir of funcDirs) {
   if (bytes >= LIMIT_BYTES) fail(`${name} is ${mb(bytes)}, over Vercel's 250 MB`);
   if (config.runtime !== expectedRuntime) fail(`${name} runs on ${config.runtime}, not ${expectedRuntime}`);
   if (config.architecture !== undefined && config.architecture !== "x86_64") fail(`${name} is built for ${config.architecture}`);
+  const limits = limitsOf(name);
   if (config.maxDuration !== limits.maxDuration) fail(`${name} maxDuration ${config.maxDuration}, vercel.json says ${limits.maxDuration}`);
   if (config.memory !== limits.memory) fail(`${name} memory ${config.memory}, vercel.json says ${limits.memory}`);
   if (JSON.stringify(natives) !== JSON.stringify(["node_modules/@xmtp/node-bindings/dist/bindings_node.linux-x64-gnu.node"])) {

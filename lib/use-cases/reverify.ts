@@ -3,7 +3,7 @@ import { EligibilitySourceError } from "../eligibility/evaluate.js";
 import type { GroupRegistry } from "../stores/registry.js";
 import type { ReverifyCursor, ReverifyCursorStore } from "../stores/reverify-cursor.js";
 import { describeError } from "../shared/log.js";
-import { inboxOf, personWallets, reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
+import { inboxOf, MAX_MEMBER_BATCH, personWallets, reconcileMembers, removeFromGroup, type MembershipDeps } from "../membership/membership.js";
 import type { RemovalNoticeStore } from "../stores/removal-notices.js";
 import type { Config } from "../config.js";
 import { XmtpOperationError, XmtpUnavailableError } from "../xmtp/port.js";
@@ -21,11 +21,36 @@ export interface ReverifyLimits {
   readonly timeBudgetMs: number;
 }
 
-/** Defaults: 20 groups, 500 checks, 10 removals and 20 warnings per group, 40 s per run. */
-export const DEFAULT_REVERIFY_LIMITS: ReverifyLimits = { groupsPerRun: 20, checksPerRun: 500, removalsPerGroup: 10, warningsPerGroup: 20, timeBudgetMs: 40_000 };
+/**
+ * Defaults: bounded by time, not by counts. The cron's function may run 300 s (`vercel.json`); no new group, check,
+ * warning or removal starts after 230 s, which leaves a whole XMTP session (at most 50 s) and the response room.
+ * Up to 1,000 groups and 250,000 checks per run, every removal of a group (in commits of {@link MAX_MEMBER_BATCH}),
+ * 50 warnings per group.
+ */
+export const DEFAULT_REVERIFY_LIMITS: ReverifyLimits = { groupsPerRun: 1000, checksPerRun: 250_000, removalsPerGroup: 250, warningsPerGroup: 50, timeBudgetMs: 230_000 };
 
-/** Members checked side by side: each check is a few JSON-RPC reads. */
-const CHECK_CONCURRENCY = 4;
+/**
+ * Members checked side by side. Their reads made in the same tick go out together: one JSON-RPC batch per chain
+ * (see the on-chain source), so a group of 250 costs a few HTTP requests per chain, not hundreds.
+ */
+export const CHECK_CONCURRENCY = 128;
+
+/**
+ * Runs `fn` over `items` in order, at most `concurrency` at a time, starting none once `stop()` says so. What was
+ * started always finishes, so the items done are a prefix of `items` (a cursor can point at the last of them).
+ */
+async function inOrder<T, R>(items: readonly T[], concurrency: number, stop: () => boolean, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !stop()) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results.slice(0, next);
+}
 
 /** What a run did (or, dry, would do). */
 export interface ReverifyReport {
@@ -142,36 +167,29 @@ export async function reverifyMembers(
         const toCancel: Address[] = [];
         const notices = await deps.notices.list(groupId);
         const graceMs = deps.config.reverify.graceHours * 3_600_000;
-        let next = 0;
-        while (next < members.length) {
-          if (overTime() || report.membersChecked >= limits.checksPerRun) {
-            stoppedAfter = members[next - 1] ?? after;
-            report.stoppedBy = overTime() ? "time" : "checks";
-            break;
+        const outOfChecks = () => overTime() || report.membersChecked >= limits.checksPerRun;
+        const answers = await inOrder(members, CHECK_CONCURRENCY, outOfChecks, async (address) => {
+          report.membersChecked++;
+          try {
+            return { address, answer: await deps.eligibility.check(group.rules, await personWallets(deps, address)) };
+          } catch (error) {
+            // Holdings or linked wallets that cannot be read keep the member: checked again next run.
+            if (error instanceof EligibilitySourceError || error instanceof XmtpUnavailableError) return { address, answer: null };
+            throw error;
           }
-          const batch = members.slice(next, next + Math.min(CHECK_CONCURRENCY, limits.checksPerRun - report.membersChecked));
-          report.membersChecked += batch.length;
-          next += batch.length;
-          const answers = await Promise.all(
-            batch.map(async (address) => {
-              try {
-                return { address, answer: await deps.eligibility.check(group.rules, await personWallets(deps, address)) };
-              } catch (error) {
-                // Holdings or linked wallets that cannot be read keep the member: checked again next run.
-                if (error instanceof EligibilitySourceError || error instanceof XmtpUnavailableError) return { address, answer: null };
-                throw error;
-              }
-            }),
-          );
-          for (const { address, answer } of answers) {
-            const notice = notices.get(address);
-            if (answer === null) report.skipped.push({ groupId, address });
-            else if (answer.eligible) {
-              if (notice) toCancel.push(address);
-            } else if (graceMs === 0 || (notice && Date.parse(notice.removeAfter) <= now())) toRemove.push({ address, reason: answer.reason });
-            else if (notice) report.inGrace++;
-            else toWarn.push({ address, reason: answer.reason });
-          }
+        });
+        if (answers.length < members.length) {
+          stoppedAfter = answers.at(-1)?.address ?? after;
+          report.stoppedBy = overTime() ? "time" : "checks";
+        }
+        for (const { address, answer } of answers) {
+          const notice = notices.get(address);
+          if (answer === null) report.skipped.push({ groupId, address });
+          else if (answer.eligible) {
+            if (notice) toCancel.push(address);
+          } else if (graceMs === 0 || (notice && Date.parse(notice.removeAfter) <= now())) toRemove.push({ address, reason: answer.reason });
+          else if (notice) report.inGrace++;
+          else toWarn.push({ address, reason: answer.reason });
         }
         if (toCancel.length > 0 && !options.dryRun) {
           await deps.notices.clear(groupId, toCancel);
@@ -183,13 +201,31 @@ export async function reverifyMembers(
         report.warningsDeferred += toWarn.length - warned.length;
         const removeNow = toRemove.slice(0, limits.removalsPerGroup);
         report.deferred += toRemove.length - removeNow.length;
-        if (!options.dryRun) {
-          const byReason = new Map<string, Address[]>();
-          for (const r of removeNow) byReason.set(r.reason, [...(byReason.get(r.reason) ?? []), r.address]);
-          for (const [reason, addresses] of byReason) await removeFromGroup(deps, groupId, addresses, { source: "reverify", reason });
-          await deps.notices.clear(groupId, removeNow.map((r) => r.address));
+        // One commit per reason and per MAX_MEMBER_BATCH; none starts once the time is spent. Those left are checked
+        // again by the next run, which starts just before the first of them.
+        const commits: { reason: string; addresses: Address[] }[] = [];
+        for (const r of removeNow) {
+          const open = commits.find((c) => c.reason === r.reason && c.addresses.length < MAX_MEMBER_BATCH);
+          if (open) open.addresses.push(r.address);
+          else commits.push({ reason: r.reason, addresses: [r.address] });
         }
-        report.removed.push(...removeNow.map((r) => ({ groupId, ...r })));
+        const removed = new Set<Address>();
+        for (const commit of commits) {
+          if (overTime()) break;
+          if (!options.dryRun) {
+            await removeFromGroup(deps, groupId, commit.addresses, { source: "reverify", reason: commit.reason });
+            await deps.notices.clear(groupId, commit.addresses);
+          }
+          for (const address of commit.addresses) removed.add(address);
+        }
+        const leftOver = removeNow.filter((r) => !removed.has(r.address)).map((r) => r.address).sort();
+        if (leftOver.length > 0) {
+          const first = members.indexOf(leftOver[0]!);
+          stoppedAfter = first > 0 ? members[first - 1]! : after;
+          report.stoppedBy = "time";
+          report.deferred += leftOver.length;
+        }
+        report.removed.push(...removeNow.filter((r) => removed.has(r.address)).map((r) => ({ groupId, ...r })));
       }
     } catch (error) {
       // One group that cannot be checked (gone on XMTP, a corrupt record, …) must not stall every later group.

@@ -26,10 +26,15 @@ import { ensureLocalXmtpNode, nodeHealth, nodeRequest } from "../../local/xmtp-n
 import { decideJoin } from "../../lib/use-cases/decide-join.js";
 import { addMembers, sendMessage } from "../../lib/use-cases/operator.js";
 import { createNodeSdkXmtp } from "../../lib/xmtp/node-sdk-adapter.js";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { encodeAbiParameters, keccak256 } from "viem";
+import { DEFAULT_REVERIFY_LIMITS, reverifyMembers } from "../../lib/use-cases/reverify.js";
 
 // `npm run bench [-- <section,…>]`: figures against a local redis-server through the Upstash REST bridge.
 // Sections: durable (the XMTP database in Redis), lease, processes, eligibility, join, xmtp (the real client),
-// launch (crowds joining at once), scale (many groups at once), size (writes as the database grows), linked (a join
+// launch (crowds joining at once), scale (many groups at once), size (writes as the database grows), reverify (one cron
+// run over groups of synthetic members, and what 1,000 groups × 250 members a day needs), linked (a join
 // by a person with 1 vs 10 wallets linked to their inbox); the real-client ones on XMTP V3 and on the decentralized
 // network (d14n).
 // The durable "database" is a file of random 4 KiB pages (SQLCipher pages are encrypted, so incompressible).
@@ -615,6 +620,91 @@ if (want("size")) {
     await talker.close();
     await a.xmtp.close();
   });
+}
+
+// Re-verification at scale: one cron run, measured, over groups of synthetic members (recorded in Redis, holdings set
+// on anvil) with the real client against the local node at 40 ms per call and an RPC provider 40 ms away (a proxy that
+// counts HTTP requests and JSON-RPC calls). What 1,000 groups × 250 members a day needs is derived from it.
+if (want("reverify")) {
+  const GROUPS = Number(process.env.BENCH_REVERIFY_GROUPS ?? 20);
+  const PER_GROUP = 250;
+  const chain = await startLocalChain(100);
+  const token = (await chain.deploy("TestERC20", ["Gate", "GATE", 18])).toLowerCase() as `0x${string}`;
+  const rpc = { requests: 0, calls: 0 };
+  const proxy = createServer((req, res) => {
+    const body: Buffer[] = [];
+    req.on("data", (c: Buffer) => body.push(c));
+    req.on("end", () => {
+      const text = Buffer.concat(body).toString();
+      rpc.requests++;
+      const parsed = JSON.parse(text) as unknown;
+      rpc.calls += Array.isArray(parsed) ? parsed.length : 1;
+      setTimeout(() => {
+        void fetch(chain.url, { method: "POST", headers: { "content-type": "application/json" }, body: text }).then(async (r) => {
+          res.writeHead(r.status, { "content-type": "application/json" });
+          res.end(await r.text());
+        });
+      }, 40);
+    });
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const rpcUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  // balanceOf is TestERC20's fourth slot: a holder's balance is set directly, a thousand per JSON-RPC batch.
+  const balanceSlot = (holder: string) => keccak256(encodeAbiParameters([{ type: "address" }, { type: "uint256" }], [holder as `0x${string}`, 3n]));
+  const setBalances = async (holders: string[]) => {
+    for (let i = 0; i < holders.length; i += 1000) {
+      const batch = holders.slice(i, i + 1000).map((h, j) => ({ jsonrpc: "2.0", id: j, method: "anvil_setStorageAt", params: [token, balanceSlot(h), `0x${(10n ** 18n).toString(16).padStart(64, "0")}`] }));
+      await fetch(chain.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(batch) });
+    }
+  };
+  await onLocalNode(40, async (dirs, gatewayUrl) => {
+    const deployment = localDeployment(dirs, `benchreverify${Date.now()}`, {
+      protocol: "v3",
+      gatewayUrl,
+      env: { RPC_URL_100: rpcUrl, REVERIFY_GRACE_HOURS: "0", ELIGIBILITY_CACHE_TTL_SECONDS: "0" },
+    });
+    const a = await deployment();
+    const rules = { type: "erc20" as const, chainId: 100, token, minBalance: "1" };
+    const holders: string[] = [];
+    let lapsed = 0;
+    for (let g = 0; g < GROUPS; g++) {
+      const { groupId } = await createGroup(a.app, { name: `Reverify ${g}`, description: "", rules });
+      const members = Array.from({ length: PER_GROUP }, () => privateKeyToAccount(generatePrivateKey()).address.toLowerCase() as `0x${string}`);
+      await a.app.members.recordMany(groupId, members.map((address) => ({ address, via: "webhook" as const, mode: "keep" as const })));
+      // One member in 25 sold their tokens since joining.
+      holders.push(...members.filter((_, i) => i % 25 !== 0));
+      lapsed += members.filter((_, i) => i % 25 === 0).length;
+    }
+    await setBalances(holders);
+    const before = { ...rpc };
+    const [runMs, report] = await time(() => reverifyMembers(a.app, { dryRun: false }));
+    const requests = rpc.requests - before.requests;
+    const calls = rpc.calls - before.calls;
+    const perSecond = (report.membersChecked / runMs) * 1000;
+    const groupMs = runMs / report.groupsChecked;
+    const budgetS = DEFAULT_REVERIFY_LIMITS.timeBudgetMs / 1000;
+    const membersPerRun = Math.floor(perSecond * budgetS);
+    // 1,000 groups × 250 members: the run's own pace (groups and their members together) over its time budget.
+    const runsNeeded = Math.ceil((1000 * groupMs) / 1000 / budgetS);
+    rows.push([
+      `${report.groupsChecked} × ${PER_GROUP}`,
+      "reverify @40 ms (XMTP and RPC): one cron run",
+      `${(runMs / 1000).toFixed(1)} s, ${perSecond.toFixed(0)} members/s, ${groupMs.toFixed(0)} ms per group of ${PER_GROUP}`,
+      "",
+      `${report.membersChecked} checked, ${report.removed.length} removed (of ${lapsed} lapsed), ${report.skipped.length} skipped, ${report.failedGroups.length} failed; ` +
+        `${requests} RPC HTTP requests for ${calls} calls (${(calls / Math.max(1, requests)).toFixed(0)} per request)`,
+    ]);
+    rows.push([
+      "1000 × 250",
+      "reverify: derived for a day",
+      `${runsNeeded} run(s) of ${budgetS} s`,
+      "",
+      `${membersPerRun} members per run at this pace; the hourly schedule (Pro) gives 24 runs a day, the daily one (Hobby) 1`,
+    ]);
+    await a.xmtp.close();
+  });
+  await new Promise<void>((r) => proxy.close(() => r()));
+  await chain.stop();
 }
 
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

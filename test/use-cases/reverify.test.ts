@@ -188,6 +188,62 @@ describe("re-verification", () => {
     expect([...seen].sort()).toEqual([...members].sort());
   });
 
+  it("starts no removal once its time is spent: the members left are removed by the next run, which starts just before them", async () => {
+    await setup();
+    const groupId = await group(gate());
+    // 60 members who hold nothing: two commits (at most 50 people each), and the time runs out after the first.
+    const lapsed = Array.from({ length: 60 }, () => wallet()).sort();
+    for (const address of lapsed) t.network.register(address);
+    await t.app.members.recordMany(groupId, lapsed.map((address) => ({ address, via: "webhook" as const, mode: "keep" as const })));
+    let clock = 0;
+    let sessions = 0;
+    const timed = {
+      ...t.app,
+      xmtp: {
+        ...t.app.xmtp,
+        // Session 1 lists the group's members; session 2 is the first removal commit, after which the time is up.
+        withSession: async <T,>(work: Parameters<typeof t.app.xmtp.withSession<T>>[0], options?: Parameters<typeof t.app.xmtp.withSession<T>>[1]) => {
+          const result = await t.app.xmtp.withSession(work, options);
+          if (++sessions === 2) clock += 1_000_000;
+          return result;
+        },
+      },
+    };
+    const first = await reverifyMembers(timed, { dryRun: false, now: () => clock });
+    expect(first.removed).toHaveLength(50);
+    expect(first).toMatchObject({ stoppedBy: "time", deferred: 10, nextAfter: lapsed[49] });
+    expect(sessions).toBe(2);
+    const kept = (await t.app.members.list(groupId)).map((m) => m.address).sort();
+    expect(kept).toEqual(lapsed.slice(50));
+    clock = 0;
+    const second = await reverifyMembers(t.app, { dryRun: false, now: () => clock });
+    expect(second.removed.map((r) => r.address).sort()).toEqual(lapsed.slice(50));
+    expect(second).toMatchObject({ stoppedBy: "done", membersChecked: 10 });
+    expect(await t.app.members.list(groupId)).toEqual([]);
+  });
+
+  it("checks a group's members side by side: their chain reads go out in shared JSON-RPC batches", async () => {
+    const counted = { requests: 0, calls: 0 };
+    const counting: typeof fetch = async (input, init) => {
+      const body = JSON.parse(typeof init?.body === "string" ? init.body : "null") as unknown;
+      counted.requests++;
+      counted.calls += Array.isArray(body) ? body.length : 1;
+      return fetch(input, init);
+    };
+    t = createTestApp({ env: { RPC_URL_100: chain.url, CRON_SECRET: CRON, ELIGIBILITY_CACHE_TTL_SECONDS: "0", REVERIFY_GRACE_HOURS: "0" }, overrides: { fetch: counting } });
+    const groupId = await group(gate());
+    const members = Array.from({ length: 100 }, () => wallet());
+    await t.app.members.recordMany(groupId, members.map((address) => ({ address, via: "webhook" as const, mode: "keep" as const })));
+    for (const m of members.slice(0, 90)) await chain.write(token, "TestERC20", "mint", [m, 10n ** 18n]);
+    counted.requests = counted.calls = 0;
+    const report = await reverifyMembers(t.app, { dryRun: true });
+    expect(report.membersChecked).toBe(100);
+    expect(report.removed.map((r) => r.address).sort()).toEqual(members.slice(90).sort());
+    // Each member costs at least a balance read; one HTTP request per member would be 100 or more.
+    expect(counted.calls).toBeGreaterThanOrEqual(100);
+    expect(counted.requests).toBeLessThanOrEqual(10);
+  });
+
   it("401 without Vercel's cron bearer", async () => {
     await setup();
     const res = await reverifyRoute.fetch(new Request("https://x.test/api/cron/reverify", { headers: { authorization: "Bearer wrong" } }));
