@@ -7,7 +7,7 @@ import type { Redis, WriteFence } from "../../shared/redis.js";
 import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseLostError, LeaseNotNeededError, LeaseTimeoutError, type Lease, type LeaseOptions } from "./lease.js";
-import { matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash, type ReadCache } from "./local-files.js";
+import { createReadCache, matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
 import { createSnapshotStore, MissingChunkError, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 import { SESSION_BUDGET_MS } from "../port.js";
 
@@ -187,7 +187,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
   // Checkpoints and the final save of a session, one at a time (a background write may checkpoint as the work ends).
   const saving = createMutex();
   // What was last read of quiet files (see readLocalSet): a checkpoint re-reads only what changed since.
-  const readCache: ReadCache = new Map();
+  const readCache = createReadCache();
   // The checkpoint that writes asking now would share (see `checkpoint`).
   let nextCheckpoint: { started: boolean; done: Promise<void> } | null = null;
   const step = async (name: SessionStep) => options.onStep?.(name);

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { CorruptStateError, DependencyUnavailableError } from "../../shared/errors.js";
 import type { Manifest, ManifestFile } from "./snapshot-store.js";
 
@@ -26,16 +26,6 @@ export interface LocalFile {
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
 
-/** Splits bytes into fixed-size chunks named by their SHA-256. */
-export function chunkBytes(bytes: Buffer, chunkSize: number): { hash: string; bytes: Buffer }[] {
-  const out: { hash: string; bytes: Buffer }[] = [];
-  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
-    const part = bytes.subarray(offset, offset + chunkSize);
-    out.push({ hash: sha256(part), bytes: part });
-  }
-  return out;
-}
-
 /** One hash naming a whole set of files (suffix and content of each). */
 export function setHash(files: readonly Pick<ManifestFile, "suffix" | "sha256">[]): string {
   return sha256(
@@ -47,10 +37,17 @@ export function setHash(files: readonly Pick<ManifestFile, "suffix" | "sha256">[
 }
 
 /**
- * What this instance last read of files that were quiet at the time: by suffix, the file's identity and
- * timestamps (`stamp`) and what was read. A file whose stamp has not moved since is not read again.
+ * What this instance last read of the files. `quiet`: by suffix, files that had been left alone when read, with their
+ * identity and timestamps (`stamp`); a file whose stamp has not moved since is not read again. `last`: by suffix, the
+ * newest read (whose unchanged chunks keep their hashes at the next read) and a spare buffer the next read goes into.
  */
-export type ReadCache = Map<string, { readonly stamp: string; readonly file: LocalFile }>;
+export interface ReadCache {
+  readonly quiet: Map<string, { readonly stamp: string; readonly file: LocalFile }>;
+  readonly last: Map<string, { readonly file: LocalFile; readonly buffer: Buffer; readonly spare: Buffer | null }>;
+}
+
+/** An empty {@link ReadCache}. */
+export const createReadCache = (): ReadCache => ({ quiet: new Map(), last: new Map() });
 
 /**
  * How long a file must have been left alone before what was read of it is remembered by its timestamps. File
@@ -62,38 +59,96 @@ const QUIET_MS = 1000n;
 const stampOf = (s: BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 
 /**
+ * Reads a whole file into `reuse` when it is large enough (memory already touched: on a fresh allocation, faulting
+ * its pages in costs more than the read itself), else into a new buffer with room to grow. Reads until the end
+ * of the file, however much it grew meanwhile.
+ */
+async function readInto(path: string, reuse: Buffer | null): Promise<{ bytes: Buffer; buffer: Buffer }> {
+  const handle = await open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    let buffer = reuse && reuse.length >= size + 4096 ? reuse : Buffer.allocUnsafeSlow(Math.ceil(size * 1.25) + 65536);
+    let length = 0;
+    for (;;) {
+      if (length === buffer.length) {
+        const bigger = Buffer.allocUnsafeSlow(buffer.length * 2);
+        buffer.copy(bigger, 0, 0, length);
+        buffer = bigger;
+      }
+      const { bytesRead } = await handle.read(buffer, length, Math.min(8 * 1024 * 1024, buffer.length - length), length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return { bytes: buffer.subarray(0, length), buffer };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * One file read and hashed. With a previous read of it, a chunk whose bytes equal that read's chunk at the same place
+ * keeps its hash (a comparison costs far less than a hash; equal bytes have the same hash whatever they were), and a
+ * file equal in every chunk keeps its SHA-256.
+ */
+function describeFile(suffix: string, bytes: Buffer, chunkSize: number, previous: LocalFile | undefined): LocalFile {
+  const chunks: { hash: string; bytes: Buffer }[] = [];
+  let unchanged = previous !== undefined && previous.bytes.length === bytes.length;
+  for (let i = 0, offset = 0; offset < bytes.length; i++, offset += chunkSize) {
+    const part = bytes.subarray(offset, offset + chunkSize);
+    const before = previous?.chunks[i];
+    if (before && before.bytes.length === part.length && before.bytes.equals(part)) {
+      chunks.push({ hash: before.hash, bytes: part });
+    } else {
+      unchanged = false;
+      chunks.push({ hash: sha256(part), bytes: part });
+    }
+  }
+  return { suffix, bytes, sha256: unchanged && previous ? previous.sha256 : sha256(bytes), chunks };
+}
+
+/**
  * Reads whichever of the saved files exist. With `cache`, a file unchanged (by identity, size and timestamps) since
  * it was read while quiet is not read again: during a session the main database changes only when SQLite
- * checkpoints its WAL, so a save costs what the WAL holds, not what the database has grown to.
+ * checkpoints its WAL, so a save costs what the WAL holds, not what the database has grown to. A file that is read
+ * goes into this instance's own buffers, and only its changed chunks are hashed.
+ *
+ * With a cache, what a read returns stays intact until the next-but-one read of the same file (its buffers are reused).
  */
 export async function readLocalSet(dbPath: string, chunkSize: number, cache?: ReadCache): Promise<LocalFile[]> {
   const files: LocalFile[] = [];
   for (const suffix of SAVED_SUFFIXES) {
     const path = dbPath + suffix;
     let before: BigIntStats;
-    let bytes: Buffer;
+    let file: LocalFile;
     try {
       before = await stat(path, { bigint: true });
-      const known = cache?.get(suffix);
+      const known = cache?.quiet.get(suffix);
       if (known && known.stamp === stampOf(before)) {
         files.push(known.file);
         continue;
       }
-      bytes = await readFile(path);
+      if (cache) {
+        const last = cache.last.get(suffix);
+        const { bytes, buffer } = await readInto(path, last?.spare ?? null);
+        file = describeFile(suffix, bytes, chunkSize, last?.file);
+        // The newest read keeps its buffer; the one before it is overwritten by the next read.
+        cache.last.set(suffix, { file, buffer, spare: last?.buffer ?? null });
+      } else {
+        file = describeFile(suffix, await readFile(path), chunkSize, undefined);
+      }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        cache?.delete(suffix);
+        cache?.quiet.delete(suffix);
         continue;
       }
       throw error;
     }
-    const file: LocalFile = { suffix, bytes, sha256: sha256(bytes), chunks: chunkBytes(bytes, chunkSize) };
     files.push(file);
     if (!cache) continue;
     const after = await stat(path, { bigint: true }).catch(() => undefined);
     const quiet = after !== undefined && stampOf(after) === stampOf(before) && BigInt(Date.now()) * 1_000_000n - before.mtimeNs > QUIET_MS * 1_000_000n;
-    if (quiet && after.size === BigInt(bytes.length)) cache.set(suffix, { stamp: stampOf(before), file });
-    else cache.delete(suffix);
+    if (quiet && after.size === BigInt(file.bytes.length)) cache.quiet.set(suffix, { stamp: stampOf(before), file });
+    else cache.quiet.delete(suffix);
   }
   return files;
 }

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readLocalSet, readStableSet, type ReadCache } from "../../../lib/xmtp/state/local-files.js";
+import { createReadCache, readLocalSet, readStableSet } from "../../../lib/xmtp/state/local-files.js";
+import { open as openFile } from "node:fs/promises";
 
 // A save re-reads only files that changed since they were last read while quiet (real files, real timestamps).
 const dbFiles = async () => {
@@ -18,7 +19,7 @@ describe("reading the database's files with a cache", () => {
   it("does not read a quiet, unchanged main file again, but reads the WAL every time", async () => {
     const dbPath = await dbFiles();
     await age(dbPath, 10);
-    const cache: ReadCache = new Map();
+    const cache = createReadCache();
     const first = await readLocalSet(dbPath, 64 * 1024, cache);
     await appendFile(`${dbPath}-wal`, randomBytes(4096));
     const second = await readLocalSet(dbPath, 64 * 1024, cache);
@@ -29,7 +30,7 @@ describe("reading the database's files with a cache", () => {
 
   it("reads the main file again once it changes (a WAL checkpoint), and never remembers one written just now", async () => {
     const dbPath = await dbFiles();
-    const cache: ReadCache = new Map();
+    const cache = createReadCache();
     // Written just now: within a clock tick another write could keep the same timestamp, so it is not remembered.
     const fresh = await readLocalSet(dbPath, 64 * 1024, cache);
     expect((await readLocalSet(dbPath, 64 * 1024, cache))[0]).not.toBe(fresh[0]);
@@ -45,10 +46,35 @@ describe("reading the database's files with a cache", () => {
   it("gives the same stable read with the cache as without, and remembers the quiet main file", async () => {
     const dbPath = await dbFiles();
     await age(dbPath, 10);
-    const cache: ReadCache = new Map();
+    const cache = createReadCache();
     const cached = await readStableSet(dbPath, 64 * 1024, { cache });
     const plain = await readStableSet(dbPath, 64 * 1024);
     expect(cached.map((f) => [f.suffix, f.sha256])).toEqual(plain.map((f) => [f.suffix, f.sha256]));
-    expect(cache.has("")).toBe(true);
+    expect(cache.quiet.has("")).toBe(true);
+  });
+
+  it("hashes only what changed, reusing its own buffers, and reads exactly what a plain read gives", async () => {
+    const dbPath = await dbFiles();
+    const cache = createReadCache();
+    const plain = async () => (await readLocalSet(dbPath, 64 * 1024)).map((f) => [f.suffix, f.sha256, f.chunks.map((c) => c.hash)]);
+    const asRead = (files: Awaited<ReturnType<typeof readLocalSet>>) => files.map((f) => [f.suffix, f.sha256, f.chunks.map((c) => c.hash)]);
+    const first = await readLocalSet(dbPath, 64 * 1024, cache);
+    const firstCopy = first.map((f) => Buffer.from(f.bytes));
+    expect(asRead(first)).toEqual(await plain());
+    // One page in the third chunk changes: a SQLite checkpoint writes pages in place.
+    const handle = await openFile(dbPath, "r+");
+    await handle.write(randomBytes(4096), 0, 4096, 2 * 64 * 1024 + 8192);
+    await handle.close();
+    const second = await readLocalSet(dbPath, 64 * 1024, cache);
+    expect(asRead(second)).toEqual(await plain());
+    expect(second[0]!.chunks.map((c, i) => c.hash === first[0]!.chunks[i]!.hash)).toEqual([true, true, false, true]);
+    // The read before the newest stays intact (its buffer is reused only by the read after next).
+    expect(first.map((f) => Buffer.compare(f.bytes, firstCopy[first.indexOf(f)]!))).toEqual([0, 0]);
+    // Growing past the buffer's room, and shrinking, read exactly what is there.
+    await appendFile(dbPath, randomBytes(1024 * 1024));
+    expect(asRead(await readLocalSet(dbPath, 64 * 1024, cache))).toEqual(await plain());
+    await writeFile(dbPath, randomBytes(100 * 1024));
+    expect(asRead(await readLocalSet(dbPath, 64 * 1024, cache))).toEqual(await plain());
+    expect(asRead(await readLocalSet(dbPath, 64 * 1024, cache))).toEqual(await plain());
   });
 });
