@@ -72,6 +72,8 @@ export interface XmtpStateOptions {
   readonly leaseTtlMs?: number;
   /** Tests and benchmarks: see each step of sessions and relayed writes (crash injection, timing). */
   readonly onStep?: (step: SessionStep | RelayStep, detail?: string) => void | Promise<void>;
+  /** Benchmarks only: close the client's database after every session, as this code did before (the comparison). */
+  readonly releaseBetweenSessions?: boolean;
   /** Benchmarks only: talk to the network directly, without saving ahead of writes (the unsafe baseline). */
   readonly unsafeWithoutWriteAhead?: boolean;
 }
@@ -119,6 +121,9 @@ export function createNodeSdkXmtp(
   let v3RetiredSeen = false;
 
   const holder: DatabaseHolder = {
+    // The client stays connected between sessions (see DatabaseHolder.keptOpen): its writes can only leave through
+    // the relay, which refuses every write outside a session.
+    keptOpen: state.releaseBetweenSessions !== true,
     async release() {
       if (open && !open.released) {
         open.binding.releaseDbConnection();

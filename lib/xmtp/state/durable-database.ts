@@ -7,7 +7,7 @@ import type { Redis, WriteFence } from "../../shared/redis.js";
 import { storeCall } from "../../shared/redis.js";
 import { createMutex } from "../../shared/mutex.js";
 import { acquireLease, LeaseLostError, LeaseNotNeededError, LeaseTimeoutError, type Lease, type LeaseOptions } from "./lease.js";
-import { createReadCache, matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash } from "./local-files.js";
+import { createReadCache, matchesSizes, readStableSet, removeLocalSet, restoreLocalSet, setHash, stillPresent } from "./local-files.js";
 import { createSnapshotStore, MissingChunkError, type Manifest, type SnapshotStore } from "./snapshot-store.js";
 import { SESSION_BUDGET_MS } from "../port.js";
 
@@ -17,6 +17,15 @@ export interface DatabaseHolder {
   release(): Promise<void>;
   /** The files are about to be replaced or are not to be trusted: forget any open handle entirely. */
   discard(): Promise<void>;
+  /**
+   * True when the handle stays open between sessions: a session's final save then takes the files as they are
+   * (the main file and its WAL, read until two reads agree, as every checkpoint does) instead of closing the handle
+   * first. Closing folds the WAL into the main file, so the final save would read the whole database again, and the
+   * next session's first write on fresh connections pays for reopening (libxmtp reads its whole database once per
+   * new connection). Anything the handle writes between sessions stays local unless a later session saves it: the
+   * network sees nothing unsaved, because writes only leave through checkpoints, which refuse outside a session.
+   */
+  readonly keptOpen?: boolean;
 }
 
 /** The points of a session, in order (checkpoints happen during the work); tests kill processes at each. */
@@ -238,8 +247,10 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
       }
       return;
     }
-    if (local && local.version === manifest.version && local.sha256 === manifest.sha256 && (await matchesSizes(options.dbPath, manifest))) {
-      return;
+    if (local && local.version === manifest.version && local.sha256 === manifest.sha256) {
+      // A handle kept open may have written since the last save (libxmtp finishing up, its workers): those files are
+      // this version and more, which the next checkpoint saves. Anything else must still be what was saved.
+      if (holder.keptOpen ? await stillPresent(options.dbPath, manifest) : await matchesSizes(options.dbPath, manifest)) return;
     }
     await holder.discard();
     local = null;
@@ -420,7 +431,7 @@ export function createDurableDatabase(options: DurableDatabaseOptions): DurableD
           }
           await step("worked");
           try {
-            await holder.release();
+            if (!holder.keptOpen) await holder.release();
             // Saved ahead, the final save only spares the next session some re-reading: not worth making
             // the person wait long for it.
             const saveBy = runOptions.savedAhead ? Math.min(session.deadline, Date.now() + FINAL_SAVE_BUDGET_SAVED_AHEAD_MS) : session.deadline;

@@ -217,6 +217,18 @@ export async function matchesSizes(dbPath: string, manifest: Manifest): Promise<
 }
 
 /**
+ * Whether the main file and the salt the manifest has are still on disk (sizes aside: a database kept open grows, and
+ * its -wal comes and goes as SQLite checkpoints). Something that deleted them (a cleaned-up /tmp) means a restore.
+ */
+export async function stillPresent(dbPath: string, manifest: Manifest): Promise<boolean> {
+  for (const file of manifest.files) {
+    if (file.suffix === "-wal") continue;
+    if (!(await stat(dbPath + file.suffix).then(() => true, () => false))) return false;
+  }
+  return true;
+}
+
+/**
  * Makes the files on disk exactly the manifest's version. Chunks already present in local files are reused;
  * only the others are fetched. Every file is assembled beside its target, verified against its SHA-256
  * and the set hash, and only then renamed into place, so nothing ever opens a half-written file.

@@ -110,6 +110,31 @@ describe("durable database", () => {
     expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(2);
   });
 
+  it("a holder kept open between sessions: the final save takes main and WAL as they are, and what it wrote since is carried on, not thrown away", async () => {
+    const prefix = newPrefix();
+    const a = await instance(prefix);
+    const holder = Object.assign(a.holder, { keptOpen: true });
+    let released = 0;
+    const release = holder.release.bind(holder);
+    holder.release = async () => (released++, release());
+    await a.durable.run(holder, async () => holder.increment(100_000));
+    expect(released).toBe(0);
+    expect((await a.durable.store.readManifest())?.files.map((f) => f.suffix).sort()).toEqual(["", "-wal"]);
+    // Written between sessions (libxmtp finishing up, its workers): the files are no longer the saved sizes.
+    holder.increment();
+    const downloaded = a.durable.store.stats.bytesDownloaded;
+    expect(await a.durable.run(holder, async () => holder.increment())).toEqual({ before: 2, after: 3 });
+    expect(a.durable.store.stats.bytesDownloaded).toBe(downloaded);
+    expect(released).toBe(0);
+    // Another instance restores the newest version: what was written between sessions was saved with it.
+    const b = await instance(prefix);
+    expect(await b.durable.run(b.holder, async () => b.holder.read())).toBe(3);
+    // A newer version made elsewhere, or files gone from disk, still mean a restore.
+    await b.durable.run(b.holder, async () => b.holder.increment());
+    expect(await a.durable.run(holder, async () => holder.read())).toBe(4);
+    expect(a.durable.store.stats.bytesDownloaded).toBeGreaterThan(downloaded);
+  });
+
   it("makes no new version when a session changed nothing", async () => {
     const prefix = newPrefix();
     const a = await instance(prefix);
