@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { deserialize, serialize } from "node:v8";
 import type { CommitLogSignature, IdentityUpdate, PagingInfo, WelcomeMessageInput } from "./codecs.js";
 import { readGroupMessage, readKeyPackageInstallationKey } from "./mls-wire.js";
 
@@ -106,6 +107,40 @@ export class NodeState {
   private readonly welcomeListeners = new Set<(welcome: StoredWelcome) => void>();
   private readonly identityListeners = new Set<(update: StoredIdentityUpdate) => void>();
   private readonly keyPackageListeners = new Set<(keyPackage: StoredKeyPackage) => void>();
+
+  /** Everything stored, as bytes (benchmark fixtures: a padded network kept between runs); {@link load} puts it back. */
+  dump(): Buffer {
+    const { nextId, groupMessages, welcomes, keyPackages, messageByHash, identityLogs, inboxByIdentifier, commitLogs } = this;
+    return serialize({ version: 1, nextId, groupMessages, welcomes, keyPackages, messageByHash, identityLogs, inboxByIdentifier, commitLogs });
+  }
+
+  /** Replaces everything stored with what {@link dump} gave (listeners stay). @throws {Error} bytes of another format. */
+  load(bytes: Buffer): void {
+    const saved = deserialize(bytes) as {
+      version: unknown;
+      nextId: number;
+      groupMessages: Map<string, StoredGroupMessage[]>;
+      welcomes: Map<string, StoredWelcome[]>;
+      keyPackages: Map<string, StoredKeyPackage>;
+      messageByHash: Map<string, StoredGroupMessage>;
+      identityLogs: Map<string, StoredIdentityUpdate[]>;
+      inboxByIdentifier: Map<string, string>;
+      commitLogs: Map<string, StoredCommitLogEntry[]>;
+    };
+    if (saved.version !== 1) throw new Error("not a dump of this node's store");
+    this.nextId = saved.nextId;
+    const put = <K, V>(into: Map<K, V>, from: Map<K, V>) => {
+      into.clear();
+      for (const [k, v] of from) into.set(k, v);
+    };
+    put(this.groupMessages, saved.groupMessages);
+    put(this.welcomes, saved.welcomes);
+    put(this.keyPackages, saved.keyPackages);
+    put(this.messageByHash, saved.messageByHash);
+    put(this.identityLogs, saved.identityLogs);
+    put(this.inboxByIdentifier, saved.inboxByIdentifier);
+    put(this.commitLogs, saved.commitLogs);
+  }
 
   /**
    * Stores group messages in order; a message already stored (same group and bytes) is skipped, as the real node

@@ -17,6 +17,7 @@
  * smart-contract-wallet signatures (always answered invalid), authentication, rate limits, and payload limits.
  * Nothing survives a restart.
  */
+import { readFile, writeFile } from "node:fs/promises";
 import { createServer, type Http2Server, type Http2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { xmtpCodecs, type XmtpCodecs } from "./codecs.js";
 import { finishResponse, frame, GRPC_STATUS, readBody, readFrames, startResponse } from "../../lib/xmtp/grpc-wire.js";
@@ -234,8 +235,18 @@ export async function startLocalXmtpNode(options: LocalXmtpNodeOptions = {}): Pr
       });
     }
     if (path === "/control") {
-      const body = JSON.parse((await readBody(stream)).toString("utf8") || "{}") as { latencyMs?: unknown; faults?: NodeFault[]; clearFaults?: string; d14nCutover?: unknown };
+      const body = JSON.parse((await readBody(stream)).toString("utf8") || "{}") as {
+        latencyMs?: unknown;
+        faults?: NodeFault[];
+        clearFaults?: string;
+        d14nCutover?: unknown;
+        saveStateTo?: unknown;
+        loadStateFrom?: unknown;
+      };
       if (typeof body.latencyMs === "number" && body.latencyMs >= 0) node.latencyMs = body.latencyMs;
+      // Benchmark fixtures: the whole store written to, or replaced from, a file on this machine.
+      if (typeof body.saveStateTo === "string") await writeFile(body.saveStateTo, state.dump());
+      if (typeof body.loadStateFrom === "string") state.load(await readFile(body.loadStateFrom));
       if (body.d14nCutover === true) node.cutover = true;
       if (typeof body.clearFaults === "string") {
         const keep = node.faults.filter((f) => f.appVersion !== body.clearFaults);

@@ -1,6 +1,9 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { deserialize, serialize } from "node:v8";
+import { Redis as IORedis } from "ioredis";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRedis } from "../../lib/shared/redis.js";
 import { createDurableDatabase, LEASE_TTL_MS, type DatabaseHolder } from "../../lib/xmtp/state/durable-database.js";
@@ -235,13 +238,13 @@ if (want("join")) {
  * Runs a section against the local XMTP node with `latencyMs` added to every call; afterwards the node's latency is
  * what it was, the section's database directories are gone and a node started here is stopped.
  */
-async function onLocalNode(latencyMs: number, section: (dirs: string[], gatewayUrl: string) => Promise<void>): Promise<void> {
+async function onLocalNode(latencyMs: number, section: (dirs: string[], gatewayUrl: string, nodeStartedHere: boolean) => Promise<void>): Promise<void> {
   const node = await ensureLocalXmtpNode();
   const latencyBefore = (await nodeHealth())?.latencyMs ?? 0;
   await nodeRequest("/control", { body: { latencyMs } });
   const dirs: string[] = [];
   try {
-    await section(dirs, node.gatewayUrl);
+    await section(dirs, node.gatewayUrl, node.started);
   } finally {
     await nodeRequest("/control", { body: { latencyMs: latencyBefore } });
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -565,21 +568,50 @@ for (const protocol of want("linked") ? PROTOCOLS : []) {
 // messages, synced in at 0 ms latency), then operator sends at 40 ms per call with and without write-ahead, and a
 // cold start's first operation, at about 3, 30 and 100 MB.
 if (want("size")) {
-  await onLocalNode(0, async (dirs, gatewayUrl) => {
+  // Padded databases are kept between runs outside git (the local node's store, the Redis keys, the wallet): padding
+  // to 100 MB takes minutes. Only on a node this bench started: loading replaces everything the node holds.
+  const bindings = (JSON.parse(await readFile(join("node_modules", "@xmtp", "node-bindings", "package.json"), "utf8")) as { version: string }).version;
+  const fixtures = join(process.env.BENCH_FIXTURES_DIR ?? join(homedir(), ".cache", "xmtp-token-gated-groups"), `bench-size-v1-bindings-${bindings}`);
+  const direct = new IORedis(server.url);
+  type Fixture = { walletKey: string; keyPrefix: string; groupId: string };
+  const saveFixture = async (target: number, meta: Fixture) => {
+    const dir = join(fixtures, String(target));
+    await mkdir(dir, { recursive: true });
+    await nodeRequest("/control", { body: { saveStateTo: join(dir, "node.bin") } });
+    const keys = await direct.keys(`${meta.keyPrefix}:*`);
+    const dumps = await Promise.all(keys.map(async (key) => [key, await direct.dumpBuffer(key)] as const));
+    await writeFile(join(dir, "redis.bin"), serialize(dumps.filter(([, d]) => d !== null)));
+    await writeFile(join(dir, "meta.json"), JSON.stringify(meta));
+  };
+  const loadFixture = async (target: number) => {
+    const dir = join(fixtures, String(target));
+    await nodeRequest("/control", { body: { loadStateFrom: join(dir, "node.bin") } });
+    const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8")) as Fixture;
+    for (const key of await direct.keys(`${meta.keyPrefix}:*`)) await direct.del(key);
+    for (const [key, dump] of deserialize(await readFile(join(dir, "redis.bin"))) as [string, Buffer][]) await direct.restore(key, 0, dump, "REPLACE");
+    return meta;
+  };
+  const targets = [3, 30, 100];
+  await onLocalNode(0, async (dirs, gatewayUrl, nodeStartedHere) => {
     const protocol: XmtpProtocol = "v3";
-    const keyPrefix = `benchsize${Date.now()}`;
-    const safe = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl });
-    const unsafe = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl, writeAhead: false, sameWallet: safe });
+    const cached = nodeStartedHere && targets.every((t) => existsSync(join(fixtures, String(t), "meta.json")));
+    const meta: Fixture = cached ? await loadFixture(targets[0]!) : { walletKey: "", keyPrefix: `benchsize${Date.now()}`, groupId: "" };
+    const safe = localDeployment(dirs, meta.keyPrefix, { protocol, gatewayUrl, ...(cached ? { sameWallet: meta } : {}) });
+    meta.walletKey = safe.walletKey;
+    const unsafe = localDeployment(dirs, meta.keyPrefix, { protocol, gatewayUrl, writeAhead: false, sameWallet: safe });
     // As this code did before: the client's database closed after every session.
-    const closing = localDeployment(dirs, keyPrefix, { protocol, gatewayUrl, releaseBetweenSessions: true, sameWallet: safe });
+    const closing = localDeployment(dirs, meta.keyPrefix, { protocol, gatewayUrl, releaseBetweenSessions: true, sameWallet: safe });
     const a = await safe();
-    const talker = await createPerson({ protocol });
-    const groupId = (await createGroup(a.app, { name: "Padded", description: "", rules: { type: "open" } })).groupId;
-    await addMembers(a.app, groupId, [talker.address]);
+    const talker = cached ? null : await createPerson({ protocol });
+    if (!cached) {
+      meta.groupId = (await createGroup(a.app, { name: "Padded", description: "", rules: { type: "open" } })).groupId;
+      await addMembers(a.app, meta.groupId, [talker!.address]);
+    }
+    const { groupId } = meta;
     const size = async () => ((await a.xmtp.durable.store.readManifest())?.files.reduce((n, f) => n + f.size, 0) ?? 0) / 1024 / 1024;
     const padTo = async (targetMb: number) => {
       while ((await size()) < targetMb) {
-        const g = (await talker.group(groupId))!;
+        const g = (await talker!.group(groupId))!;
         for (let i = 0; i < 20; i++) {
           // The talker's own libxmtp may hold its database for a moment (its workers): try that message again.
           for (let attempt = 0; ; attempt++) {
@@ -601,9 +633,13 @@ if (want("size")) {
       return t.slice(1).sort((x, y) => x - y)[Math.floor((n - 1) / 2)]!;
     };
     const atSizes: { mb: number; safeMs: number; unsafeMs: number; closingMs: number; coldMs: number }[] = [];
-    for (const target of [3, 30, 100]) {
+    for (const target of targets) {
       await nodeRequest("/control", { body: { latencyMs: 0 } });
-      await padTo(target);
+      if (cached) await loadFixture(target);
+      else {
+        await padTo(target);
+        if (nodeStartedHere) await saveFixture(target, meta);
+      }
       await nodeRequest("/control", { body: { latencyMs: 40 } });
       const u = await unsafe();
       const unsafeMs = await sendsOn(u, 6);
@@ -628,8 +664,10 @@ if (want("size")) {
           `closing the database after each session (before): ${x.closingMs.toFixed(0)} ms; cold start's first send ${x.coldMs.toFixed(0)} ms`,
       ]);
     }
-    await talker.close();
+    rows.push(["-", "size: padded databases", cached ? "loaded from the cache" : nodeStartedHere ? "padded now, cached" : "padded now (a node not started here: not cached)", "", fixtures]);
+    await talker?.close();
     await a.xmtp.close();
+    direct.disconnect();
   });
 }
 

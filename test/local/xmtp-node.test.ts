@@ -97,6 +97,25 @@ describe("the local node's storage", () => {
     expect(state.identityUpdates("inbox-1", state.identityUpdates("inbox-1", 0)[1]!.sequenceId)).toHaveLength(1);
   });
 
+  it("puts back exactly what it dumped (benchmark fixtures), replacing what it held, and goes on numbering after it", () => {
+    const state = new NodeState();
+    state.sendGroupMessages([{ data: privateMessage([7], 3), senderHmac: new Uint8Array([1]), shouldPush: false }]);
+    state.publishIdentityUpdate({ inboxId: "inbox-7", actions: [{ createInbox: { initialIdentifier: "0xCCCC", initialIdentifierKind: 1 } }] });
+    const dump = state.dump();
+    const other = new NodeState();
+    other.sendGroupMessages([{ data: privateMessage([8], 1), senderHmac: new Uint8Array(), shouldPush: true }]);
+    other.load(dump);
+    expect(other.groupStats("08")).toEqual({ messages: 0, commits: 0 });
+    expect(other.groupStats("07")).toEqual({ messages: 1, commits: 1 });
+    expect(other.inboxIdOf("0xcccc")).toBe("inbox-7");
+    // A repeat of a loaded message is still one copy; a new one is numbered after everything loaded.
+    const [again] = other.sendGroupMessages([{ data: privateMessage([7], 3), senderHmac: new Uint8Array([1]), shouldPush: false }]);
+    const [fresh] = other.sendGroupMessages([{ data: privateMessage([7], 1), senderHmac: new Uint8Array(), shouldPush: true }]);
+    expect(again!.id).toBe(state.queryGroupMessages(new Uint8Array([7]), undefined).messages[0]!.id);
+    expect(fresh!.id).toBeGreaterThan(again!.id);
+    expect(() => other.load(Buffer.from("not a dump"))).toThrow();
+  });
+
   it("has codecs for every message it serves", () => {
     const c = xmtpCodecs();
     const bytes = c.QueryGroupMessagesRequest.encode(c.QueryGroupMessagesRequest.fromPartial({ groupId: new Uint8Array([1]), pagingInfo: { direction: 1, limit: 3, idCursor: 42 } })).finish();
