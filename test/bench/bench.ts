@@ -287,7 +287,7 @@ function localDeployment(
       keyPrefix: config.redis.keyPrefix,
       logger: silentLogger,
       ...(options.writeAhead === false ? { unsafeWithoutWriteAhead: true } : {}),
-      ...(options.releaseBetweenSessions ? { releaseBetweenSessions: true } : {}),
+      ...(options.releaseBetweenSessions || process.env.BENCH_RELEASE_BETWEEN_SESSIONS === "1" ? { releaseBetweenSessions: true } : {}),
     });
     return { app: createApp(config, { xmtp, logger: silentLogger }), xmtp };
   }, { walletKey });
@@ -642,12 +642,12 @@ if (want("size")) {
       }
       await nodeRequest("/control", { body: { latencyMs: 40 } });
       const u = await unsafe();
-      const unsafeMs = await sendsOn(u, 6);
+      const unsafeMs = await sendsOn(u, 12);
       await u.xmtp.close();
       const c = await closing();
-      const closingMs = await sendsOn(c, 6);
+      const closingMs = await sendsOn(c, 12);
       await c.xmtp.close();
-      const safeMs = await sendsOn(a, 6);
+      const safeMs = await sendsOn(a, 12);
       const cold = await safe();
       const [coldMs] = await time(() => sendMessage(cold.app, groupId, "cold"));
       await cold.xmtp.close();

@@ -52,9 +52,11 @@ export const createReadCache = (): ReadCache => ({ quiet: new Map(), last: new M
 /**
  * How long a file must have been left alone before what was read of it is remembered by its timestamps. File
  * times are coarse (a clock tick): a write in the same tick as the previous one may leave the modification time
- * as it was, but never a write a whole second later ("racy git" has the same rule).
+ * as it was, but never a write a tick later. Linux file systems with sub-second times tick every few milliseconds
+ * (the kernel's coarse clock): 100 ms is far past one. A time with no sub-second part may come from a file system
+ * that keeps whole seconds (or two): then two seconds, as "racy git" does.
  */
-const QUIET_MS = 1000n;
+const quietNs = (mtimeNs: bigint) => (mtimeNs % 1_000_000_000n === 0n ? 2_000_000_000n : 100_000_000n);
 
 const stampOf = (s: BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 
@@ -146,7 +148,7 @@ export async function readLocalSet(dbPath: string, chunkSize: number, cache?: Re
     files.push(file);
     if (!cache) continue;
     const after = await stat(path, { bigint: true }).catch(() => undefined);
-    const quiet = after !== undefined && stampOf(after) === stampOf(before) && BigInt(Date.now()) * 1_000_000n - before.mtimeNs > QUIET_MS * 1_000_000n;
+    const quiet = after !== undefined && stampOf(after) === stampOf(before) && BigInt(Date.now()) * 1_000_000n - before.mtimeNs > quietNs(before.mtimeNs);
     if (quiet && after.size === BigInt(file.bytes.length)) cache.quiet.set(suffix, { stamp: stampOf(before), file });
     else cache.quiet.delete(suffix);
   }

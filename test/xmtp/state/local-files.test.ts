@@ -43,6 +43,22 @@ describe("reading the database's files with a cache", () => {
     expect(changed[0]!.sha256).not.toBe(quiet[0]!.sha256);
   });
 
+  it("counts a file as quiet a tenth of a second after its last write, or two seconds when its time has no sub-second part", async () => {
+    const dbPath = await dbFiles();
+    const cache = createReadCache();
+    const at = (ms: number) => utimes(dbPath, new Date(ms), new Date(ms));
+    // 300 ms ago, with milliseconds: past any Linux file system's tick.
+    const recent = Date.now() - 300;
+    await at(recent % 1000 === 0 ? recent - 1 : recent);
+    const quiet = await readLocalSet(dbPath, 64 * 1024, cache);
+    expect((await readLocalSet(dbPath, 64 * 1024, cache))[0]).toBe(quiet[0]);
+    // A whole second, 0.5 to 1.5 s ago: a file system keeping whole seconds could hide a write in it.
+    const wholeSecond = Math.ceil((Date.now() - 1500) / 1000) * 1000;
+    await at(wholeSecond);
+    const coarse = await readLocalSet(dbPath, 64 * 1024, cache);
+    expect((await readLocalSet(dbPath, 64 * 1024, cache))[0]).not.toBe(coarse[0]);
+  });
+
   it("gives the same stable read with the cache as without, and remembers the quiet main file", async () => {
     const dbPath = await dbFiles();
     await age(dbPath, 10);
