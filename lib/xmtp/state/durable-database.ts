@@ -83,7 +83,7 @@ export class SessionDeadlineError extends DependencyUnavailableError {
  * How long the lease lives unrenewed (renewed every third of it while held): after a holder dies, the next one
  * takes over within this, for every group. Short, because renewals are cheap and a dead holder stalls everyone.
  */
-export const LEASE_TTL_MS = 4000;
+export const LEASE_TTL_MS = 3500;
 
 /** How long a session whose writes were saved ahead keeps retrying its final save. */
 const FINAL_SAVE_BUDGET_SAVED_AHEAD_MS = 3000;
